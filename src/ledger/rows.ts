@@ -1,0 +1,164 @@
+/**
+ * Row shapes shared by both adapters (the column names are the same in both dialects) and their
+ * mapping to the port's types. PostgreSQL hands back parsed JSON and booleans; SQLite hands back
+ * text and 0/1: the mappers take either.
+ */
+import type { BlockReason, JobState, TransitionReason } from '../lifecycle/lifecycle.js';
+import { CLASSIFICATIONS, type Job, type OutboxEvent, type Step, type WorkerRecord, type WorkerState } from './types.js';
+
+export interface JobRow {
+  id: string;
+  tenant: string;
+  task: string;
+  task_version: number;
+  queue: string;
+  state: string;
+  reason: string | null;
+  input: unknown;
+  output: unknown;
+  error_code: string | null;
+  error_message: string | null;
+  attempt: number;
+  max_attempts: number;
+  idempotency_key: string | null;
+  request_digest: string;
+  correlation_id: string;
+  parent_id: string | null;
+  priority: number;
+  run_at: number | string;
+  deadline: number | string | null;
+  classification: number;
+  lease_ms: number;
+  backoff_base_ms: number;
+  backoff_max_ms: number;
+  fence: number | string;
+  worker_id: string | null;
+  lease_expires_at: number | string | null;
+  cancel_requested: number | boolean;
+  progress: unknown;
+  authority: unknown;
+  created_at: number | string;
+  updated_at: number | string;
+}
+
+export function parseJson(value: unknown): unknown {
+  return typeof value === 'string' ? JSON.parse(value) : value;
+}
+
+const num = (v: number | string): number => (typeof v === 'number' ? v : Number(v));
+const optNum = (v: number | string | null): number | undefined => (v === null ? undefined : num(v));
+
+export function rowToJob(row: JobRow): Job {
+  const job: Job = {
+    id: row.id,
+    tenant: row.tenant,
+    task: row.task,
+    taskVersion: row.task_version,
+    queue: row.queue,
+    state: row.state as JobState,
+    reason: row.reason as TransitionReason | BlockReason | null,
+    input: parseJson(row.input),
+    attempt: row.attempt,
+    maxAttempts: row.max_attempts,
+    correlationId: row.correlation_id,
+    priority: row.priority,
+    runAt: num(row.run_at),
+    classification: CLASSIFICATIONS[row.classification] ?? 'restricted',
+    leaseMs: row.lease_ms,
+    backoff: { baseMs: row.backoff_base_ms, maxMs: row.backoff_max_ms },
+    fence: num(row.fence),
+    cancelRequested: row.cancel_requested === true || row.cancel_requested === 1,
+    createdAt: num(row.created_at),
+    updatedAt: num(row.updated_at),
+  };
+  if (row.output !== null && row.output !== undefined) job.output = parseJson(row.output);
+  if (row.error_code !== null) job.error = { code: row.error_code, message: row.error_message ?? '' };
+  if (row.idempotency_key !== null) job.idempotencyKey = row.idempotency_key;
+  if (row.parent_id !== null) job.parentId = row.parent_id;
+  const deadline = optNum(row.deadline);
+  if (deadline !== undefined) job.deadline = deadline;
+  if (row.worker_id !== null) job.workerId = row.worker_id;
+  const leaseExpiresAt = optNum(row.lease_expires_at);
+  if (leaseExpiresAt !== undefined) job.leaseExpiresAt = leaseExpiresAt;
+  if (row.progress !== null && row.progress !== undefined) job.progress = parseJson(row.progress);
+  if (row.authority !== null && row.authority !== undefined) job.authority = parseJson(row.authority);
+  return job;
+}
+
+export interface EventRow {
+  seq: number | string;
+  type: string;
+  tenant: string;
+  job_id: string | null;
+  correlation_id: string | null;
+  data: unknown;
+  at: number | string;
+}
+
+export function rowToEvent(row: EventRow): OutboxEvent {
+  return {
+    seq: num(row.seq),
+    type: row.type,
+    tenant: row.tenant,
+    jobId: row.job_id,
+    correlationId: row.correlation_id,
+    data: (parseJson(row.data) ?? {}) as Record<string, unknown>,
+    at: num(row.at),
+  };
+}
+
+export interface StepRow {
+  job_id: string;
+  step_key: string;
+  result: unknown;
+  fence: number | string;
+  attempt: number;
+  created_at: number | string;
+}
+
+export function rowToStep(row: StepRow): Step {
+  return {
+    jobId: row.job_id,
+    stepKey: row.step_key,
+    result: parseJson(row.result),
+    fence: num(row.fence),
+    attempt: row.attempt,
+    createdAt: num(row.created_at),
+  };
+}
+
+export interface WorkerRow {
+  id: string;
+  host: string;
+  pid: number;
+  version: string;
+  labels: unknown;
+  queues: unknown;
+  clearance: number;
+  concurrency: number;
+  runtimes: unknown;
+  meta: unknown;
+  state: string;
+  started_at: number | string;
+  last_seen_at: number | string;
+}
+
+export function rowToWorker(row: WorkerRow): WorkerRecord {
+  const record: WorkerRecord = {
+    id: row.id,
+    host: row.host,
+    pid: row.pid,
+    version: row.version,
+    labels: parseJson(row.labels) as string[],
+    queues: parseJson(row.queues) as string[],
+    clearance: CLASSIFICATIONS[row.clearance] ?? 'public',
+    concurrency: row.concurrency,
+    runtimes: parseJson(row.runtimes) as string[],
+    state: row.state as WorkerState,
+    startedAt: num(row.started_at),
+    lastSeenAt: num(row.last_seen_at),
+  };
+  const meta = parseJson(row.meta);
+  if (meta !== null && meta !== undefined) record.meta = meta as Record<string, unknown>;
+  return record;
+}

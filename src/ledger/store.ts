@@ -1,0 +1,107 @@
+/**
+ * The `Store` port: the durable record of work. Two adapters implement it, SQLite
+ * (`sqlite/sqlite-store.ts`, the embedded default) and PostgreSQL (`postgres/postgres-store.ts`), and
+ * one conformance suite (`test/ledger/conformance.test.ts`) holds both to the same behaviour.
+ *
+ * Rules every adapter keeps:
+ * - Every state change is a conditional write (expected state, and the fence for leased work) that
+ *   goes through `src/lifecycle`, and appends one outbox event per transition in the same
+ *   transaction.
+ * - Lease-holder operations take batches and answer per item, in input order: a stale item gets
+ *   `{ ok: false, error: StaleLeaseError }` and changes nothing, the others go through.
+ * - Bad arguments throw `InvalidArgumentError` before anything is written.
+ * - Lease deadlines and all times come from the store's clock.
+ */
+import type {
+  ClaimOptions,
+  CompleteInput,
+  FailInput,
+  FailResult,
+  HeartbeatInput,
+  HeartbeatResult,
+  Job,
+  JobPage,
+  Lease,
+  ListFilter,
+  ListPage,
+  OutboxEvent,
+  Outcome,
+  PutStepInput,
+  ReapResult,
+  Step,
+  SubmitInput,
+  SubmitResult,
+  WorkerInfo,
+  WorkerRecord,
+  WorkerState,
+} from './types.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Store {
+  readonly dialect: Dialect;
+
+  /** Admit one job (`submitted -> queued | awaiting_approval`). Idempotent per tenant + key. */
+  submit(input: SubmitInput): Promise<SubmitResult>;
+  /** Admit many jobs in one transaction; all or none. Results in input order. */
+  submitMany(inputs: SubmitInput[]): Promise<SubmitResult[]>;
+
+  /** Lease up to `limit` runnable jobs (`queued -> leased`), each with a new fence. */
+  claim(options: ClaimOptions): Promise<Job[]>;
+  /** `leased -> running`: the handler starts. */
+  start(leases: Lease[]): Promise<Outcome<Job>[]>;
+  /** Extend leases from the store's clock; reports a pending cancel. Never revives a lost lease. */
+  heartbeat(items: HeartbeatInput[]): Promise<Outcome<HeartbeatResult>[]>;
+  /** `running -> succeeded`. */
+  complete(items: CompleteInput[]): Promise<Outcome<Job>[]>;
+  /** `running -> failed -> queued (with backoff) | dead`. */
+  fail(items: FailInput[]): Promise<Outcome<FailResult>[]>;
+  /** `leased -> queued`: hand back work that never started; the attempt is not counted. */
+  release(leases: Lease[]): Promise<Outcome<Job>[]>;
+  /** `running|leased -> cancelled` after the owner saw `cancelRequested` and stopped. */
+  confirmCancel(leases: Lease[]): Promise<Outcome<Job>[]>;
+
+  /**
+   * Cancel a job. Not yet leased: `-> cancelled` at once. Leased or running: the request is
+   * recorded (`cancelRequested`), the owner learns it on its next heartbeat, and the reaper cancels
+   * it if the owner never answers. Throws `JobNotFoundError` (also for another tenant's job) or
+   * `JobStateConflictError` for a job already terminal.
+   */
+  cancel(jobId: string, options?: { tenant?: string }): Promise<Job>;
+
+  /** Return expired leases to `queued` (or `dead`, or `cancelled`), and expire jobs past their deadline. */
+  reap(): Promise<ReapResult>;
+
+  get(jobId: string, options?: { tenant?: string }): Promise<Job | undefined>;
+  list(filter?: ListFilter, page?: ListPage): Promise<JobPage>;
+
+  /** Commit a durable step result, once per (job, stepKey), only by the current owner of a running job. */
+  putStep(input: PutStepInput): Promise<{ step: Step; created: boolean }>;
+  getStep(jobId: string, stepKey: string): Promise<Step | undefined>;
+  listSteps(jobId: string): Promise<Step[]>;
+
+  registerWorker(info: WorkerInfo): Promise<WorkerRecord>;
+  /** Record liveness; returns the worker's state (a `lost` worker must stop and re-register). */
+  workerHeartbeat(workerId: string, state?: WorkerState): Promise<WorkerState>;
+  /** Mark workers silent for longer than `silentMs` as lost and expire their leases. Returns their ids. */
+  markLostWorkers(silentMs: number): Promise<string[]>;
+  listWorkers(): Promise<WorkerRecord[]>;
+
+  /** Outbox events with seq > `afterSeq`, ascending; only events whose transactions have committed. */
+  readEvents(afterSeq: number, limit: number): Promise<OutboxEvent[]>;
+
+  /** Called when work may have become runnable on a queue (new submit, retry, release). */
+  onWake(listener: (queue: string) => void): () => void;
+
+  /** The store's clock, epoch ms. */
+  now(): Promise<number>;
+
+  close(): Promise<void>;
+}
+
+/** The value of a single-item outcome, or its error thrown. */
+export function unwrap<T>(outcome: Outcome<T> | undefined): T {
+  if (!outcome) throw new Error('unwrap: no outcome');
+  if (!outcome.ok) throw outcome.error;
+  return outcome.value;
+}

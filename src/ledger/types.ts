@@ -1,0 +1,231 @@
+/**
+ * The ledger's vocabulary: jobs, leases, steps, workers and outbox events as the `Store` port hands
+ * them out. Times are epoch milliseconds taken from the store's clock.
+ */
+import type { BlockReason, JobState, TransitionReason } from '../lifecycle/lifecycle.js';
+
+export const CLASSIFICATIONS = ['public', 'internal', 'confidential', 'restricted'] as const;
+/** Data classification, ordered: a worker with clearance C may lease jobs classified at or below C. */
+export type Classification = (typeof CLASSIFICATIONS)[number];
+
+export function classificationRank(c: Classification): number {
+  return CLASSIFICATIONS.indexOf(c);
+}
+
+/** Exponential backoff with jitter: delay(n) = min(maxMs, baseMs * 2^(n-1)), then a random 50–100% of it. */
+export interface BackoffPolicy {
+  /** @default 1000 */
+  baseMs: number;
+  /** @default 300000 */
+  maxMs: number;
+}
+
+export interface JobError {
+  /** Stable machine-readable code, e.g. `timeout`, `handler_error`. */
+  code: string;
+  message: string;
+}
+
+export interface Job {
+  id: string;
+  tenant: string;
+  task: string;
+  taskVersion: number;
+  queue: string;
+  state: JobState;
+  /** Why the job is in its state. */
+  reason: TransitionReason | BlockReason | null;
+  input: unknown;
+  output?: unknown;
+  error?: JobError;
+  /** Attempts made so far (claims that were not handed back). */
+  attempt: number;
+  maxAttempts: number;
+  idempotencyKey?: string;
+  correlationId: string;
+  parentId?: string;
+  priority: number;
+  runAt: number;
+  deadline?: number;
+  classification: Classification;
+  leaseMs: number;
+  backoff: BackoffPolicy;
+  /** The lease epoch: incremented on every claim. 0 until first claimed. */
+  fence: number;
+  workerId?: string;
+  leaseExpiresAt?: number;
+  cancelRequested: boolean;
+  progress?: unknown;
+  /** The signed authority record written at admission, opaque to the ledger. */
+  authority?: unknown;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface SubmitInput {
+  tenant: string;
+  task: string;
+  /** @default 1 */
+  taskVersion?: number;
+  /** @default 'default' */
+  queue?: string;
+  /** Any JSON value; at most `limits.maxInputBytes` when serialised. */
+  input: unknown;
+  /** Per tenant; at most 200 characters. */
+  idempotencyKey?: string;
+  /** @default the job id */
+  correlationId?: string;
+  parentId?: string;
+  /** Higher runs first. Integer in [-1000, 1000]. @default 0 */
+  priority?: number;
+  /** Epoch ms before which the job is not claimed. @default now */
+  runAt?: number;
+  /** Epoch ms after which the job expires wherever it is. */
+  deadline?: number;
+  /** Integer in [1, 1000]. @default 3 */
+  maxAttempts?: number;
+  backoff?: Partial<BackoffPolicy>;
+  /** Lease length for each claim, in [10, 86400000]. @default 30000 */
+  leaseMs?: number;
+  /** @default 'internal' */
+  classification?: Classification;
+  /** The job waits in `awaiting_approval` instead of `queued`. @default false */
+  requiresApproval?: boolean;
+  authority?: unknown;
+}
+
+export interface SubmitResult {
+  job: Job;
+  /** False when an earlier submission with the same idempotency key and body was returned. */
+  created: boolean;
+}
+
+export interface ClaimOptions {
+  workerId: string;
+  /** Queues to claim from, in the order tried; at least one. */
+  queues: string[];
+  /** Most jobs to claim, in [1, 1000]. */
+  limit: number;
+  /** Claim only these task names (the ones this worker can run). All when absent. */
+  tasks?: string[];
+  /** Jobs classified above this are never leased. @default 'internal' */
+  clearance?: Classification;
+  /** Overrides each job's own lease length. */
+  leaseMs?: number;
+}
+
+/** Proof of ownership of one attempt: the job id and the fence the claim returned. */
+export interface Lease {
+  jobId: string;
+  fence: number;
+}
+
+export interface HeartbeatInput extends Lease {
+  /** Any small JSON value, shown through the API. */
+  progress?: unknown;
+}
+
+export interface CompleteInput extends Lease {
+  output?: unknown;
+}
+
+export interface FailInput extends Lease {
+  error: JobError;
+  /** False for errors no retry can fix. @default true */
+  retryable?: boolean;
+}
+
+export type Outcome<T> = { jobId: string; ok: true; value: T } | { jobId: string; ok: false; error: Error };
+
+export interface HeartbeatResult {
+  leaseExpiresAt: number;
+  /** The job was asked to cancel: abort the handler and call `confirmCancel`. */
+  cancelRequested: boolean;
+}
+
+export interface FailResult {
+  state: 'queued' | 'dead';
+  /** When the retry may run (queued only). */
+  runAt?: number;
+}
+
+export interface ReapResult {
+  /** Expired leases returned to `queued`. */
+  requeued: number;
+  /** Expired leases whose attempts were exhausted. */
+  dead: number;
+  /** Expired leases of jobs asked to cancel. */
+  cancelled: number;
+  /** Jobs whose deadline passed. */
+  expired: number;
+}
+
+export interface Step {
+  jobId: string;
+  stepKey: string;
+  result: unknown;
+  /** The fence and attempt of the owner that committed it. */
+  fence: number;
+  attempt: number;
+  createdAt: number;
+}
+
+export interface PutStepInput extends Lease {
+  stepKey: string;
+  result: unknown;
+}
+
+export interface WorkerInfo {
+  id: string;
+  host: string;
+  pid: number;
+  version: string;
+  labels: string[];
+  queues: string[];
+  clearance: Classification;
+  concurrency: number;
+  runtimes: string[];
+  /** Anything else the worker reports (applied config version, …). */
+  meta?: Record<string, unknown>;
+}
+
+export type WorkerState = 'active' | 'draining' | 'stopped' | 'lost';
+
+export interface WorkerRecord extends WorkerInfo {
+  state: WorkerState;
+  startedAt: number;
+  lastSeenAt: number;
+}
+
+export interface OutboxEvent {
+  seq: number;
+  /** `job.<state>` for transitions, `job.cancel_requested`, `step.committed`. */
+  type: string;
+  tenant: string;
+  jobId: string | null;
+  correlationId: string | null;
+  /** Small facts only, never payloads: from, to, reason, attempt, fence, workerId, error code. */
+  data: Record<string, unknown>;
+  at: number;
+}
+
+export interface ListFilter {
+  tenant?: string;
+  states?: JobState[];
+  task?: string;
+  queue?: string;
+  correlationId?: string;
+}
+
+export interface ListPage {
+  /** In [1, 500]. @default 50 */
+  limit?: number;
+  /** The `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+export interface JobPage {
+  /** Newest first. */
+  jobs: Job[];
+  nextCursor?: string;
+}

@@ -1,0 +1,315 @@
+/**
+ * Argument checks shared by both adapters: raw input -> defaults applied -> a normalised record the
+ * SQL can take as is. Every check throws `InvalidArgumentError` naming the path, before any write.
+ */
+import { createHash } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import { isJobState, type JobState } from '../lifecycle/lifecycle.js';
+import { InvalidArgumentError } from './errors.js';
+import {
+  type BackoffPolicy,
+  CLASSIFICATIONS,
+  type ClaimOptions,
+  type Classification,
+  type Lease,
+  type ListFilter,
+  type ListPage,
+  type SubmitInput,
+} from './types.js';
+
+export const LIMITS = {
+  maxIdempotencyKeyLength: 200,
+  maxNameLength: 200,
+  maxInputBytes: 256 * 1024,
+  maxOutputBytes: 1024 * 1024,
+  maxStepResultBytes: 1024 * 1024,
+  maxProgressBytes: 16 * 1024,
+  maxErrorMessageLength: 8 * 1024,
+  maxClaim: 1000,
+  maxBatch: 10_000,
+  maxListLimit: 500,
+  minLeaseMs: 10,
+  maxLeaseMs: 86_400_000,
+  maxAttempts: 1000,
+  maxPriority: 1000,
+} as const;
+
+export const DEFAULTS = {
+  taskVersion: 1,
+  queue: 'default',
+  priority: 0,
+  maxAttempts: 3,
+  backoff: { baseMs: 1000, maxMs: 300_000 } satisfies BackoffPolicy,
+  leaseMs: 30_000,
+  classification: 'internal' satisfies Classification,
+  clearance: 'internal' satisfies Classification,
+  listLimit: 50,
+} as const;
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/;
+
+/** A submission with every default applied, ready for the SQL. */
+export interface NormalizedSubmit {
+  tenant: string;
+  task: string;
+  taskVersion: number;
+  queue: string;
+  inputJson: string;
+  idempotencyKey: string | null;
+  /** SHA-256 of the canonical submission body, to tell a replay from a conflicting reuse of a key. */
+  requestDigest: string;
+  correlationId: string | null;
+  parentId: string | null;
+  priority: number;
+  runAt: number | null;
+  deadline: number | null;
+  maxAttempts: number;
+  backoff: BackoffPolicy;
+  leaseMs: number;
+  classification: Classification;
+  requiresApproval: boolean;
+  authorityJson: string | null;
+}
+
+export function fail(path: string, problem: string): never {
+  throw new InvalidArgumentError(path, problem);
+}
+
+export function checkName(path: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) fail(path, 'must be a non-empty string');
+  if (value.length > LIMITS.maxNameLength) fail(path, `must be at most ${LIMITS.maxNameLength} characters`);
+  if (!NAME.test(value)) {
+    fail(path, `'${value}' has characters outside letters, digits and . _ : / - (and must start with a letter or digit)`);
+  }
+  return value;
+}
+
+export function checkInt(path: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) fail(path, `must be an integer, got ${describe(value)}`);
+  if (value < min || value > max) fail(path, `must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+export function checkTime(path: string, value: unknown): number {
+  return checkInt(path, value, 0, 8_640_000_000_000_000);
+}
+
+export function checkClassification(path: string, value: unknown): Classification {
+  if (!(CLASSIFICATIONS as readonly unknown[]).includes(value)) {
+    fail(path, `must be one of ${CLASSIFICATIONS.join(', ')}, got ${describe(value)}`);
+  }
+  return value as Classification;
+}
+
+export function checkJobId(path: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 100) {
+    fail(path, 'must be a job id (a non-empty string of at most 100 characters)');
+  }
+  return value;
+}
+
+/** Serialise a JSON value, rejecting what JSON cannot hold and what is over `maxBytes`. */
+export function toJson(path: string, value: unknown, maxBytes: number): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    fail(path, `is not serialisable as JSON (${(err as Error).message})`);
+  }
+  if (text === undefined) fail(path, `must be a JSON value, got ${describe(value)}`);
+  const bytes = Buffer.byteLength(text);
+  if (bytes > maxBytes) fail(path, `is ${bytes} bytes as JSON; at most ${maxBytes} are allowed`);
+  return text;
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export function canonicalJson(value: unknown): string {
+  const text = canonicalize(value);
+  if (text === undefined) throw new TypeError('value has no canonical JSON form');
+  return text;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
+  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+export function normalizeSubmit(raw: SubmitInput, path = 'submit'): NormalizedSubmit {
+  if (typeof raw !== 'object' || raw === null) fail(path, 'must be an object');
+  const tenant = checkName(`${path}.tenant`, raw.tenant);
+  const task = checkName(`${path}.task`, raw.task);
+  const taskVersion = checkInt(`${path}.taskVersion`, raw.taskVersion ?? DEFAULTS.taskVersion, 1, 1_000_000);
+  const queue = checkName(`${path}.queue`, raw.queue ?? DEFAULTS.queue);
+  const inputJson = toJson(`${path}.input`, raw.input ?? null, LIMITS.maxInputBytes);
+  let idempotencyKey: string | null = null;
+  if (raw.idempotencyKey !== undefined) {
+    if (typeof raw.idempotencyKey !== 'string' || raw.idempotencyKey.length === 0) {
+      fail(`${path}.idempotencyKey`, 'must be a non-empty string');
+    }
+    if (raw.idempotencyKey.length > LIMITS.maxIdempotencyKeyLength) {
+      fail(
+        `${path}.idempotencyKey`,
+        `is ${raw.idempotencyKey.length} characters; at most ${LIMITS.maxIdempotencyKeyLength} are allowed`,
+      );
+    }
+    idempotencyKey = raw.idempotencyKey;
+  }
+  const correlationId = raw.correlationId === undefined ? null : checkJobId(`${path}.correlationId`, raw.correlationId);
+  const parentId = raw.parentId === undefined ? null : checkJobId(`${path}.parentId`, raw.parentId);
+  const priority = checkInt(`${path}.priority`, raw.priority ?? DEFAULTS.priority, -LIMITS.maxPriority, LIMITS.maxPriority);
+  const runAt = raw.runAt === undefined ? null : checkTime(`${path}.runAt`, raw.runAt);
+  const deadline = raw.deadline === undefined ? null : checkTime(`${path}.deadline`, raw.deadline);
+  const maxAttempts = checkInt(`${path}.maxAttempts`, raw.maxAttempts ?? DEFAULTS.maxAttempts, 1, LIMITS.maxAttempts);
+  const backoffIn = raw.backoff ?? {};
+  if (typeof backoffIn !== 'object' || backoffIn === null) fail(`${path}.backoff`, 'must be an object');
+  const baseMs = checkInt(`${path}.backoff.baseMs`, backoffIn.baseMs ?? DEFAULTS.backoff.baseMs, 0, LIMITS.maxLeaseMs);
+  const maxMs = checkInt(`${path}.backoff.maxMs`, backoffIn.maxMs ?? Math.max(baseMs, DEFAULTS.backoff.maxMs), 0, 7 * LIMITS.maxLeaseMs);
+  if (maxMs < baseMs) fail(`${path}.backoff.maxMs`, `must be >= backoff.baseMs (${baseMs}), got ${maxMs}`);
+  const leaseMs = checkInt(`${path}.leaseMs`, raw.leaseMs ?? DEFAULTS.leaseMs, LIMITS.minLeaseMs, LIMITS.maxLeaseMs);
+  const classification = checkClassification(`${path}.classification`, raw.classification ?? DEFAULTS.classification);
+  if (raw.requiresApproval !== undefined && typeof raw.requiresApproval !== 'boolean') {
+    fail(`${path}.requiresApproval`, 'must be a boolean');
+  }
+  const authorityJson = raw.authority === undefined ? null : toJson(`${path}.authority`, raw.authority, 64 * 1024);
+  // The body that an idempotent replay must repeat: what the caller chose, not the defaults of the day.
+  const requestDigest = sha256Hex(
+    canonicalJson({
+      task,
+      taskVersion,
+      queue,
+      input: JSON.parse(inputJson),
+      priority,
+      runAt,
+      deadline,
+      parentId,
+      correlationId,
+    }),
+  );
+  return {
+    tenant,
+    task,
+    taskVersion,
+    queue,
+    inputJson,
+    idempotencyKey,
+    requestDigest,
+    correlationId,
+    parentId,
+    priority,
+    runAt,
+    deadline,
+    maxAttempts,
+    backoff: { baseMs, maxMs },
+    leaseMs,
+    classification,
+    requiresApproval: raw.requiresApproval ?? false,
+    authorityJson,
+  };
+}
+
+export function normalizeSubmitMany(inputs: SubmitInput[]): NormalizedSubmit[] {
+  if (!Array.isArray(inputs)) fail('submitMany', 'must be an array of submissions');
+  if (inputs.length > LIMITS.maxBatch) fail('submitMany', `has ${inputs.length} items; at most ${LIMITS.maxBatch} per call`);
+  return inputs.map((input, i) => normalizeSubmit(input, `submitMany[${i}]`));
+}
+
+export interface NormalizedClaim {
+  workerId: string;
+  queues: string[];
+  limit: number;
+  tasks: string[] | null;
+  clearance: Classification;
+  leaseMs: number | null;
+}
+
+export function normalizeClaim(raw: ClaimOptions): NormalizedClaim {
+  if (typeof raw !== 'object' || raw === null) fail('claim', 'must be an object');
+  const workerId = checkName('claim.workerId', raw.workerId);
+  if (!Array.isArray(raw.queues) || raw.queues.length === 0) fail('claim.queues', 'must be a non-empty array of queue names');
+  const queues = raw.queues.map((q, i) => checkName(`claim.queues[${i}]`, q));
+  const limit = checkInt('claim.limit', raw.limit, 1, LIMITS.maxClaim);
+  let tasks: string[] | null = null;
+  if (raw.tasks !== undefined) {
+    if (!Array.isArray(raw.tasks)) fail('claim.tasks', 'must be an array of task names');
+    tasks = raw.tasks.map((t, i) => checkName(`claim.tasks[${i}]`, t));
+  }
+  const clearance = checkClassification('claim.clearance', raw.clearance ?? DEFAULTS.clearance);
+  const leaseMs =
+    raw.leaseMs === undefined ? null : checkInt('claim.leaseMs', raw.leaseMs, LIMITS.minLeaseMs, LIMITS.maxLeaseMs);
+  return { workerId, queues, limit, tasks, clearance, leaseMs };
+}
+
+export function checkLeases<T extends Lease>(path: string, items: T[]): T[] {
+  if (!Array.isArray(items)) fail(path, 'must be an array of leases ({ jobId, fence })');
+  if (items.length > LIMITS.maxBatch) fail(path, `has ${items.length} items; at most ${LIMITS.maxBatch} per call`);
+  const seen = new Set<string>();
+  items.forEach((item, i) => {
+    if (typeof item !== 'object' || item === null) fail(`${path}[${i}]`, 'must be an object');
+    checkJobId(`${path}[${i}].jobId`, item.jobId);
+    checkInt(`${path}[${i}].fence`, item.fence, 1, Number.MAX_SAFE_INTEGER);
+    if (seen.has(item.jobId)) fail(`${path}[${i}].jobId`, `job ${item.jobId} appears twice in one batch`);
+    seen.add(item.jobId);
+  });
+  return items;
+}
+
+export function checkErrorInput(path: string, error: unknown): { code: string; message: string } {
+  if (typeof error !== 'object' || error === null) fail(path, 'must be an object { code, message }');
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code !== 'string' || !/^[a-z][a-z0-9_.]{0,99}$/.test(code)) {
+    fail(`${path}.code`, 'must be a lower-case code of letters, digits, _ and . (at most 100 characters)');
+  }
+  if (typeof message !== 'string') fail(`${path}.message`, 'must be a string');
+  return { code, message: message.slice(0, LIMITS.maxErrorMessageLength) };
+}
+
+export interface NormalizedList {
+  tenant: string | null;
+  states: JobState[] | null;
+  task: string | null;
+  queue: string | null;
+  correlationId: string | null;
+  limit: number;
+  /** Exclusive upper bound on job id (ids sort by creation time). */
+  beforeId: string | null;
+}
+
+export function normalizeList(filter: ListFilter = {}, page: ListPage = {}): NormalizedList {
+  const states = filter.states === undefined ? null : filter.states;
+  if (states !== null) {
+    if (!Array.isArray(states) || states.length === 0) fail('list.states', 'must be a non-empty array of states');
+    states.forEach((s, i) => {
+      if (!isJobState(s)) fail(`list.states[${i}]`, `unknown state ${describe(s)}`);
+    });
+  }
+  let beforeId: string | null = null;
+  if (page.cursor !== undefined) {
+    const decoded = typeof page.cursor === 'string' ? Buffer.from(page.cursor, 'base64url').toString('utf8') : '';
+    if (!decoded.startsWith('j:')) fail('list.cursor', 'is not a cursor this store issued (pass nextCursor back unchanged)');
+    beforeId = decoded.slice(2);
+  }
+  return {
+    tenant: filter.tenant === undefined ? null : checkName('list.tenant', filter.tenant),
+    states,
+    task: filter.task === undefined ? null : checkName('list.task', filter.task),
+    queue: filter.queue === undefined ? null : checkName('list.queue', filter.queue),
+    correlationId: filter.correlationId === undefined ? null : checkJobId('list.correlationId', filter.correlationId),
+    limit: checkInt('list.limit', page.limit ?? DEFAULTS.listLimit, 1, LIMITS.maxListLimit),
+    beforeId,
+  };
+}
+
+export function encodeCursor(lastId: string): string {
+  return Buffer.from(`j:${lastId}`, 'utf8').toString('base64url');
+}
+
+/** Exponential backoff with equal jitter, for the attempt that just failed (1-based). */
+export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
+  const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 40));
+  return Math.round(exp / 2 + (exp / 2) * random());
+}
