@@ -42,7 +42,9 @@ if (await probe(pgUrl)) {
   env.BULKHEAD_TEST_PG_URL = pgUrl;
   console.log(`PostgreSQL tests: on (${pgUrl.replace(/\/\/[^@]*@/, '//')})`);
 } else if (ci) {
-  console.error(`PostgreSQL is not reachable at ${pgUrl}; CI requires it (set BULKHEAD_TEST_PG_URL to an admin URL)`);
+  console.error(
+    `PostgreSQL is not reachable at ${pgUrl}; CI requires it (set BULKHEAD_TEST_PG_URL to an admin URL)`,
+  );
   process.exit(1);
 } else {
   delete env.BULKHEAD_TEST_PG_URL;

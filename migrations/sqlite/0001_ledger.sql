@@ -16,7 +16,7 @@ CREATE TABLE jobs (
   attempt          INTEGER NOT NULL DEFAULT 0,
   max_attempts     INTEGER NOT NULL,
   idempotency_key  TEXT,
-  request_digest   TEXT    NOT NULL,
+  request_digest   TEXT,                     -- with an idempotency key: SHA-256 of the canonical body
   correlation_id   TEXT    NOT NULL,
   parent_id        TEXT,
   priority         INTEGER NOT NULL DEFAULT 0,
@@ -36,7 +36,7 @@ CREATE TABLE jobs (
   updated_at       INTEGER NOT NULL,
   CHECK (state IN ('awaiting_approval','queued','blocked','leased','running',
                    'succeeded','dead','cancelled','expired','rejected'))
-) WITHOUT ROWID;
+);
 
 -- The claim walks this index in exactly its ORDER BY, so a deep queue costs no sort.
 CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id) WHERE state = 'queued';

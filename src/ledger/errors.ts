@@ -20,7 +20,9 @@ export class StaleLeaseError extends LedgerError {
     /** What the store holds now, when the job exists. */
     readonly current?: { state: string; fence: number; leaseExpired: boolean },
   ) {
-    super(`lease on job ${jobId} with fence ${fence} is stale: ${staleWhy(fence, current)}; the write was rejected and nothing changed`);
+    super(
+      `lease on job ${jobId} with fence ${fence} is stale: ${staleWhy(fence, current)}; the write was rejected and nothing changed`,
+    );
   }
 }
 

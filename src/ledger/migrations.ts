@@ -28,7 +28,10 @@ export function loadMigrations(set: Dialect | string): Migration[] {
     .sort()
     .map((file, i) => {
       const version = Number(file.slice(0, 4));
-      if (version !== i + 1) throw new Error(`migration ${dir}${file}: expected version ${i + 1} (numbers must run 1, 2, 3… with no gaps)`);
+      if (version !== i + 1)
+        throw new Error(
+          `migration ${dir}${file}: expected version ${i + 1} (numbers must run 1, 2, 3… with no gaps)`,
+        );
       return { version, name: file.slice(5, -4), sql: readFileSync(dir + file, 'utf8') };
     });
   cache.set(set, migrations);

@@ -4,7 +4,15 @@
  * text and 0/1: the mappers take either.
  */
 import type { BlockReason, JobState, TransitionReason } from '../lifecycle/lifecycle.js';
-import { CLASSIFICATIONS, type Job, type OutboxEvent, type Step, type WorkerRecord, type WorkerState } from './types.js';
+import {
+  CLASSIFICATIONS,
+  type Job,
+  type OutboxEvent,
+  type Step,
+  type WorkerRecord,
+  type WorkerState,
+} from './types.js';
+import type { NormalizedSubmit } from './validate.js';
 
 export interface JobRow {
   id: string;
@@ -21,7 +29,7 @@ export interface JobRow {
   attempt: number;
   max_attempts: number;
   idempotency_key: string | null;
-  request_digest: string;
+  request_digest: string | null;
   correlation_id: string;
   parent_id: string | null;
   priority: number;
@@ -161,4 +169,36 @@ export function rowToWorker(row: WorkerRow): WorkerRecord {
   const meta = parseJson(row.meta);
   if (meta !== null && meta !== undefined) record.meta = meta as Record<string, unknown>;
   return record;
+}
+
+/** The job an admission creates, built from the normalised submission without reading it back. */
+export function admittedJob(item: NormalizedSubmit, id: string, now: number): Job {
+  const state = item.requiresApproval ? 'awaiting_approval' : 'queued';
+  const job: Job = {
+    id,
+    tenant: item.tenant,
+    task: item.task,
+    taskVersion: item.taskVersion,
+    queue: item.queue,
+    state,
+    reason: item.requiresApproval ? 'approval_required' : 'admitted',
+    input: JSON.parse(item.inputJson),
+    attempt: 0,
+    maxAttempts: item.maxAttempts,
+    correlationId: item.correlationId ?? id,
+    priority: item.priority,
+    runAt: item.runAt ?? now,
+    classification: item.classification,
+    leaseMs: item.leaseMs,
+    backoff: item.backoff,
+    fence: 0,
+    cancelRequested: false,
+    createdAt: now,
+    updatedAt: now,
+  };
+  if (item.idempotencyKey !== null) job.idempotencyKey = item.idempotencyKey;
+  if (item.parentId !== null) job.parentId = item.parentId;
+  if (item.deadline !== null) job.deadline = item.deadline;
+  if (item.authorityJson !== null) job.authority = JSON.parse(item.authorityJson);
+  return job;
 }

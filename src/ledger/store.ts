@@ -31,6 +31,7 @@ import type {
   Step,
   SubmitInput,
   SubmitResult,
+  Transitioned,
   WorkerInfo,
   WorkerRecord,
   WorkerState,
@@ -49,17 +50,17 @@ export interface Store {
   /** Lease up to `limit` runnable jobs (`queued -> leased`), each with a new fence. */
   claim(options: ClaimOptions): Promise<Job[]>;
   /** `leased -> running`: the handler starts. */
-  start(leases: Lease[]): Promise<Outcome<Job>[]>;
+  start(leases: Lease[]): Promise<Outcome<Transitioned>[]>;
   /** Extend leases from the store's clock; reports a pending cancel. Never revives a lost lease. */
   heartbeat(items: HeartbeatInput[]): Promise<Outcome<HeartbeatResult>[]>;
   /** `running -> succeeded`. */
-  complete(items: CompleteInput[]): Promise<Outcome<Job>[]>;
+  complete(items: CompleteInput[]): Promise<Outcome<Transitioned>[]>;
   /** `running -> failed -> queued (with backoff) | dead`. */
   fail(items: FailInput[]): Promise<Outcome<FailResult>[]>;
   /** `leased -> queued`: hand back work that never started; the attempt is not counted. */
-  release(leases: Lease[]): Promise<Outcome<Job>[]>;
+  release(leases: Lease[]): Promise<Outcome<Transitioned>[]>;
   /** `running|leased -> cancelled` after the owner saw `cancelRequested` and stopped. */
-  confirmCancel(leases: Lease[]): Promise<Outcome<Job>[]>;
+  confirmCancel(leases: Lease[]): Promise<Outcome<Transitioned>[]>;
 
   /**
    * Cancel a job. Not yet leased: `-> cancelled` at once. Leased or running: the request is

@@ -137,6 +137,12 @@ export interface FailInput extends Lease {
 
 export type Outcome<T> = { jobId: string; ok: true; value: T } | { jobId: string; ok: false; error: Error };
 
+/** What an owner's transition left behind: the job's new state and when it changed. */
+export interface Transitioned {
+  state: JobState;
+  updatedAt: number;
+}
+
 export interface HeartbeatResult {
   leaseExpiresAt: number;
   /** The job was asked to cancel: abort the handler and call `confirmCancel`. */

@@ -15,6 +15,7 @@ import {
   type ListFilter,
   type ListPage,
   type SubmitInput,
+  type WorkerInfo,
 } from './types.js';
 
 export const LIMITS = {
@@ -56,8 +57,11 @@ export interface NormalizedSubmit {
   queue: string;
   inputJson: string;
   idempotencyKey: string | null;
-  /** SHA-256 of the canonical submission body, to tell a replay from a conflicting reuse of a key. */
-  requestDigest: string;
+  /**
+   * With an idempotency key: SHA-256 of the canonical submission body, to tell a replay from a
+   * conflicting reuse of the key. Null without a key (nothing to compare).
+   */
+  requestDigest: string | null;
   correlationId: string | null;
   parentId: string | null;
   priority: number;
@@ -79,13 +83,17 @@ export function checkName(path: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0) fail(path, 'must be a non-empty string');
   if (value.length > LIMITS.maxNameLength) fail(path, `must be at most ${LIMITS.maxNameLength} characters`);
   if (!NAME.test(value)) {
-    fail(path, `'${value}' has characters outside letters, digits and . _ : / - (and must start with a letter or digit)`);
+    fail(
+      path,
+      `'${value}' has characters outside letters, digits and . _ : / - (and must start with a letter or digit)`,
+    );
   }
   return value;
 }
 
 export function checkInt(path: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) fail(path, `must be an integer, got ${describe(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value))
+    fail(path, `must be an integer, got ${describe(value)}`);
   if (value < min || value > max) fail(path, `must be between ${min} and ${max}, got ${value}`);
   return value;
 }
@@ -159,37 +167,70 @@ export function normalizeSubmit(raw: SubmitInput, path = 'submit'): NormalizedSu
     }
     idempotencyKey = raw.idempotencyKey;
   }
-  const correlationId = raw.correlationId === undefined ? null : checkJobId(`${path}.correlationId`, raw.correlationId);
+  const correlationId =
+    raw.correlationId === undefined ? null : checkJobId(`${path}.correlationId`, raw.correlationId);
   const parentId = raw.parentId === undefined ? null : checkJobId(`${path}.parentId`, raw.parentId);
-  const priority = checkInt(`${path}.priority`, raw.priority ?? DEFAULTS.priority, -LIMITS.maxPriority, LIMITS.maxPriority);
+  const priority = checkInt(
+    `${path}.priority`,
+    raw.priority ?? DEFAULTS.priority,
+    -LIMITS.maxPriority,
+    LIMITS.maxPriority,
+  );
   const runAt = raw.runAt === undefined ? null : checkTime(`${path}.runAt`, raw.runAt);
   const deadline = raw.deadline === undefined ? null : checkTime(`${path}.deadline`, raw.deadline);
-  const maxAttempts = checkInt(`${path}.maxAttempts`, raw.maxAttempts ?? DEFAULTS.maxAttempts, 1, LIMITS.maxAttempts);
+  const maxAttempts = checkInt(
+    `${path}.maxAttempts`,
+    raw.maxAttempts ?? DEFAULTS.maxAttempts,
+    1,
+    LIMITS.maxAttempts,
+  );
   const backoffIn = raw.backoff ?? {};
   if (typeof backoffIn !== 'object' || backoffIn === null) fail(`${path}.backoff`, 'must be an object');
-  const baseMs = checkInt(`${path}.backoff.baseMs`, backoffIn.baseMs ?? DEFAULTS.backoff.baseMs, 0, LIMITS.maxLeaseMs);
-  const maxMs = checkInt(`${path}.backoff.maxMs`, backoffIn.maxMs ?? Math.max(baseMs, DEFAULTS.backoff.maxMs), 0, 7 * LIMITS.maxLeaseMs);
+  const baseMs = checkInt(
+    `${path}.backoff.baseMs`,
+    backoffIn.baseMs ?? DEFAULTS.backoff.baseMs,
+    0,
+    LIMITS.maxLeaseMs,
+  );
+  const maxMs = checkInt(
+    `${path}.backoff.maxMs`,
+    backoffIn.maxMs ?? Math.max(baseMs, DEFAULTS.backoff.maxMs),
+    0,
+    7 * LIMITS.maxLeaseMs,
+  );
   if (maxMs < baseMs) fail(`${path}.backoff.maxMs`, `must be >= backoff.baseMs (${baseMs}), got ${maxMs}`);
-  const leaseMs = checkInt(`${path}.leaseMs`, raw.leaseMs ?? DEFAULTS.leaseMs, LIMITS.minLeaseMs, LIMITS.maxLeaseMs);
-  const classification = checkClassification(`${path}.classification`, raw.classification ?? DEFAULTS.classification);
+  const leaseMs = checkInt(
+    `${path}.leaseMs`,
+    raw.leaseMs ?? DEFAULTS.leaseMs,
+    LIMITS.minLeaseMs,
+    LIMITS.maxLeaseMs,
+  );
+  const classification = checkClassification(
+    `${path}.classification`,
+    raw.classification ?? DEFAULTS.classification,
+  );
   if (raw.requiresApproval !== undefined && typeof raw.requiresApproval !== 'boolean') {
     fail(`${path}.requiresApproval`, 'must be a boolean');
   }
-  const authorityJson = raw.authority === undefined ? null : toJson(`${path}.authority`, raw.authority, 64 * 1024);
+  const authorityJson =
+    raw.authority === undefined ? null : toJson(`${path}.authority`, raw.authority, 64 * 1024);
   // The body that an idempotent replay must repeat: what the caller chose, not the defaults of the day.
-  const requestDigest = sha256Hex(
-    canonicalJson({
-      task,
-      taskVersion,
-      queue,
-      input: JSON.parse(inputJson),
-      priority,
-      runAt,
-      deadline,
-      parentId,
-      correlationId,
-    }),
-  );
+  const requestDigest =
+    idempotencyKey === null
+      ? null
+      : sha256Hex(
+          canonicalJson({
+            task,
+            taskVersion,
+            queue,
+            input: JSON.parse(inputJson),
+            priority,
+            runAt,
+            deadline,
+            parentId,
+            correlationId,
+          }),
+        );
   return {
     tenant,
     task,
@@ -214,7 +255,8 @@ export function normalizeSubmit(raw: SubmitInput, path = 'submit'): NormalizedSu
 
 export function normalizeSubmitMany(inputs: SubmitInput[]): NormalizedSubmit[] {
   if (!Array.isArray(inputs)) fail('submitMany', 'must be an array of submissions');
-  if (inputs.length > LIMITS.maxBatch) fail('submitMany', `has ${inputs.length} items; at most ${LIMITS.maxBatch} per call`);
+  if (inputs.length > LIMITS.maxBatch)
+    fail('submitMany', `has ${inputs.length} items; at most ${LIMITS.maxBatch} per call`);
   return inputs.map((input, i) => normalizeSubmit(input, `submitMany[${i}]`));
 }
 
@@ -230,7 +272,8 @@ export interface NormalizedClaim {
 export function normalizeClaim(raw: ClaimOptions): NormalizedClaim {
   if (typeof raw !== 'object' || raw === null) fail('claim', 'must be an object');
   const workerId = checkName('claim.workerId', raw.workerId);
-  if (!Array.isArray(raw.queues) || raw.queues.length === 0) fail('claim.queues', 'must be a non-empty array of queue names');
+  if (!Array.isArray(raw.queues) || raw.queues.length === 0)
+    fail('claim.queues', 'must be a non-empty array of queue names');
   const queues = raw.queues.map((q, i) => checkName(`claim.queues[${i}]`, q));
   const limit = checkInt('claim.limit', raw.limit, 1, LIMITS.maxClaim);
   let tasks: string[] | null = null;
@@ -240,13 +283,16 @@ export function normalizeClaim(raw: ClaimOptions): NormalizedClaim {
   }
   const clearance = checkClassification('claim.clearance', raw.clearance ?? DEFAULTS.clearance);
   const leaseMs =
-    raw.leaseMs === undefined ? null : checkInt('claim.leaseMs', raw.leaseMs, LIMITS.minLeaseMs, LIMITS.maxLeaseMs);
+    raw.leaseMs === undefined
+      ? null
+      : checkInt('claim.leaseMs', raw.leaseMs, LIMITS.minLeaseMs, LIMITS.maxLeaseMs);
   return { workerId, queues, limit, tasks, clearance, leaseMs };
 }
 
 export function checkLeases<T extends Lease>(path: string, items: T[]): T[] {
   if (!Array.isArray(items)) fail(path, 'must be an array of leases ({ jobId, fence })');
-  if (items.length > LIMITS.maxBatch) fail(path, `has ${items.length} items; at most ${LIMITS.maxBatch} per call`);
+  if (items.length > LIMITS.maxBatch)
+    fail(path, `has ${items.length} items; at most ${LIMITS.maxBatch} per call`);
   const seen = new Set<string>();
   items.forEach((item, i) => {
     if (typeof item !== 'object' || item === null) fail(`${path}[${i}]`, 'must be an object');
@@ -282,15 +328,18 @@ export interface NormalizedList {
 export function normalizeList(filter: ListFilter = {}, page: ListPage = {}): NormalizedList {
   const states = filter.states === undefined ? null : filter.states;
   if (states !== null) {
-    if (!Array.isArray(states) || states.length === 0) fail('list.states', 'must be a non-empty array of states');
+    if (!Array.isArray(states) || states.length === 0)
+      fail('list.states', 'must be a non-empty array of states');
     states.forEach((s, i) => {
       if (!isJobState(s)) fail(`list.states[${i}]`, `unknown state ${describe(s)}`);
     });
   }
   let beforeId: string | null = null;
   if (page.cursor !== undefined) {
-    const decoded = typeof page.cursor === 'string' ? Buffer.from(page.cursor, 'base64url').toString('utf8') : '';
-    if (!decoded.startsWith('j:')) fail('list.cursor', 'is not a cursor this store issued (pass nextCursor back unchanged)');
+    const decoded =
+      typeof page.cursor === 'string' ? Buffer.from(page.cursor, 'base64url').toString('utf8') : '';
+    if (!decoded.startsWith('j:'))
+      fail('list.cursor', 'is not a cursor this store issued (pass nextCursor back unchanged)');
     beforeId = decoded.slice(2);
   }
   return {
@@ -298,7 +347,8 @@ export function normalizeList(filter: ListFilter = {}, page: ListPage = {}): Nor
     states,
     task: filter.task === undefined ? null : checkName('list.task', filter.task),
     queue: filter.queue === undefined ? null : checkName('list.queue', filter.queue),
-    correlationId: filter.correlationId === undefined ? null : checkJobId('list.correlationId', filter.correlationId),
+    correlationId:
+      filter.correlationId === undefined ? null : checkJobId('list.correlationId', filter.correlationId),
     limit: checkInt('list.limit', page.limit ?? DEFAULTS.listLimit, 1, LIMITS.maxListLimit),
     beforeId,
   };
@@ -309,7 +359,60 @@ export function encodeCursor(lastId: string): string {
 }
 
 /** Exponential backoff with equal jitter, for the attempt that just failed (1-based). */
-export function backoffDelay(policy: BackoffPolicy, attempt: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  policy: BackoffPolicy,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
   const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 40));
   return Math.round(exp / 2 + (exp / 2) * random());
+}
+
+export function checkStepKey(path: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 200) {
+    fail(path, 'must be a non-empty string of at most 200 characters');
+  }
+  return value;
+}
+
+const WORKER_STATES_SETTABLE = ['active', 'draining', 'stopped'] as const;
+
+export function checkWorkerState(path: string, value: unknown): (typeof WORKER_STATES_SETTABLE)[number] {
+  if (!(WORKER_STATES_SETTABLE as readonly unknown[]).includes(value)) {
+    fail(path, `must be one of ${WORKER_STATES_SETTABLE.join(', ')}, got ${describe(value)}`);
+  }
+  return value as (typeof WORKER_STATES_SETTABLE)[number];
+}
+
+function checkNames(path: string, value: unknown): string[] {
+  if (!Array.isArray(value)) fail(path, 'must be an array of names');
+  return value.map((v, i) => checkName(`${path}[${i}]`, v));
+}
+
+export function checkWorkerInfo(raw: WorkerInfo): WorkerInfo {
+  if (typeof raw !== 'object' || raw === null) fail('worker', 'must be an object');
+  const info: WorkerInfo = {
+    id: checkName('worker.id', raw.id),
+    host:
+      typeof raw.host === 'string' && raw.host.length <= 255
+        ? raw.host
+        : fail('worker.host', 'must be a host name'),
+    pid: checkInt('worker.pid', raw.pid, 0, 2 ** 31),
+    version:
+      typeof raw.version === 'string' && raw.version.length <= 100
+        ? raw.version
+        : fail('worker.version', 'must be a version string'),
+    labels: checkNames('worker.labels', raw.labels),
+    queues: checkNames('worker.queues', raw.queues),
+    clearance: checkClassification('worker.clearance', raw.clearance),
+    concurrency: checkInt('worker.concurrency', raw.concurrency, 1, 100_000),
+    runtimes: checkNames('worker.runtimes', raw.runtimes),
+  };
+  if (raw.meta !== undefined) {
+    if (typeof raw.meta !== 'object' || raw.meta === null || Array.isArray(raw.meta))
+      fail('worker.meta', 'must be an object');
+    toJson('worker.meta', raw.meta, 64 * 1024);
+    info.meta = raw.meta;
+  }
+  return info;
 }

@@ -106,7 +106,13 @@ const attemptsLeft = (f: GuardFacts) => f.attempt < f.maxAttempts;
 const mayRetry = (f: GuardFacts) => f.retryable !== false && attemptsLeft(f);
 const mayNotRetry = (f: GuardFacts) => !mayRetry(f);
 
-const NON_TERMINAL_STORED: readonly JobState[] = ['awaiting_approval', 'queued', 'blocked', 'leased', 'running'];
+const NON_TERMINAL_STORED: readonly JobState[] = [
+  'awaiting_approval',
+  'queued',
+  'blocked',
+  'leased',
+  'running',
+];
 
 export const TRANSITIONS: readonly Transition[] = [
   { from: 'submitted', to: 'queued', reasons: ['admitted'] },
@@ -247,5 +253,7 @@ export function afterFailure(facts: GuardFacts): { to: 'queued' | 'dead'; reason
 
 /** The state a job whose lease expired goes to, with its reason. */
 export function afterLeaseExpiry(facts: GuardFacts): { to: 'queued' | 'dead'; reason: TransitionReason } {
-  return attemptsLeft(facts) ? { to: 'queued', reason: 'lease_expired' } : { to: 'dead', reason: 'lease_expired' };
+  return attemptsLeft(facts)
+    ? { to: 'queued', reason: 'lease_expired' }
+    : { to: 'dead', reason: 'lease_expired' };
 }

@@ -2,13 +2,12 @@
  * Every ledger behaviour runs against both backends. Each test file gets its own throwaway database
  * (PostgreSQL) or file (SQLite) and drops it afterwards.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
-import { openStore, type OpenStoreOptions } from '../../src/ledger/open.js';
+import { type OpenStoreOptions, openStore } from '../../src/ledger/open.js';
 import type { Dialect, Store } from '../../src/ledger/store.js';
+import { createPgDatabase, pgAdminUrl } from './pg-scratch.js';
 
 export interface TestStore {
   store: Store;
@@ -24,34 +23,7 @@ export interface Backend {
   create(options?: OpenStoreOptions): Promise<TestStore>;
 }
 
-export const pgAdminUrl = process.env.BULKHEAD_TEST_PG_URL || undefined;
-
-/** A fresh PostgreSQL database on the test server; `drop` removes it (terminating stragglers). */
-export async function createPgDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  if (!pgAdminUrl) throw new Error('BULKHEAD_TEST_PG_URL is not set');
-  const name = `bulkhead_test_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: pgAdminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(pgAdminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: pgAdminUrl });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
-    },
-  };
-}
+export { pgAdminUrl };
 
 /** A fresh directory under the system temp dir; `remove` deletes it. */
 export function tempDir(prefix = 'bulkhead-test-'): { dir: string; remove(): void } {
