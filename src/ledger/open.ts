@@ -3,20 +3,9 @@
  * `sqlite:PATH`) for a SQLite file. Migrations are applied on open.
  */
 import { SqliteStore } from './sqlite/sqlite-store.js';
-import type { Store } from './store.js';
+import type { OpenStoreOptions, Store } from './store.js';
 
-export interface OpenStoreOptions {
-  /**
-   * SQLite durability: `full` fsyncs every commit (WAL); `normal` may lose the last commits on power
-   * loss, never on a process crash.
-   * @default 'full'
-   */
-  synchronous?: 'full' | 'normal';
-  /** PostgreSQL connections in the pool. @default 10 */
-  poolSize?: number;
-  /** Shown in `pg_stat_activity`. @default 'bulkhead' */
-  applicationName?: string;
-}
+export type { OpenStoreOptions };
 
 export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//.test(url);

@@ -39,6 +39,19 @@ import type {
 
 export type Dialect = 'sqlite' | 'postgres';
 
+export interface OpenStoreOptions {
+  /**
+   * SQLite durability: `full` fsyncs every commit (WAL); `normal` may lose the last commits on power
+   * loss, never on a process crash.
+   * @default 'full'
+   */
+  synchronous?: 'full' | 'normal';
+  /** PostgreSQL connections in the pool. @default 10 */
+  poolSize?: number;
+  /** Shown in `pg_stat_activity`. @default 'bulkhead' */
+  applicationName?: string;
+}
+
 export interface Store {
   readonly dialect: Dialect;
 

@@ -117,7 +117,6 @@ const NON_TERMINAL_STORED: readonly JobState[] = [
 export const TRANSITIONS: readonly Transition[] = [
   { from: 'submitted', to: 'queued', reasons: ['admitted'] },
   { from: 'submitted', to: 'awaiting_approval', reasons: ['approval_required'] },
-  { from: 'submitted', to: 'rejected', reasons: ['rejected'] },
   { from: 'awaiting_approval', to: 'queued', reasons: ['approved'] },
   { from: 'awaiting_approval', to: 'rejected', reasons: ['rejected'] },
   { from: 'queued', to: 'leased', reasons: ['claimed'] },

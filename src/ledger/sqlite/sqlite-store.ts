@@ -21,7 +21,6 @@ import {
   StoreUnavailableError,
 } from '../errors.js';
 import { newJobId } from '../ids.js';
-import type { OpenStoreOptions } from '../open.js';
 import {
   admittedJob,
   type EventRow,
@@ -33,7 +32,7 @@ import {
   type StepRow,
   type WorkerRow,
 } from '../rows.js';
-import type { Store } from '../store.js';
+import type { OpenStoreOptions, Store } from '../store.js';
 import {
   type ClaimOptions,
   type CompleteInput,

@@ -1,0 +1,56 @@
+/**
+ * Bulkhead's public API. Everything a user imports comes from here; the list is deliberate and a
+ * test (`test/architecture/public-api.test.ts`) fails when it changes by accident.
+ */
+
+export {
+  IdempotencyConflictError,
+  InvalidArgumentError,
+  JobNotFoundError,
+  JobStateConflictError,
+  LedgerError,
+  SchemaTooNewError,
+  StaleLeaseError,
+  StoreUnavailableError,
+} from './ledger/errors.js';
+export { type OpenStoreOptions, openStore } from './ledger/open.js';
+export { type Dialect, type Store, unwrap } from './ledger/store.js';
+export type {
+  BackoffPolicy,
+  ClaimOptions,
+  Classification,
+  CompleteInput,
+  FailInput,
+  FailResult,
+  HeartbeatInput,
+  HeartbeatResult,
+  Job,
+  JobError,
+  JobPage,
+  Lease,
+  ListFilter,
+  ListPage,
+  OutboxEvent,
+  Outcome,
+  PutStepInput,
+  ReapResult,
+  Step,
+  SubmitInput,
+  SubmitResult,
+  Transitioned,
+  WorkerInfo,
+  WorkerRecord,
+  WorkerState,
+} from './ledger/types.js';
+export { CLASSIFICATIONS } from './ledger/types.js';
+export {
+  BLOCK_REASONS,
+  type BlockReason,
+  IllegalTransitionError,
+  isTerminal,
+  JOB_STATES,
+  type JobState,
+  TERMINAL_STATES,
+  TRANSITION_REASONS,
+  type TransitionReason,
+} from './lifecycle/lifecycle.js';
