@@ -97,3 +97,17 @@ export class SchemaTooNewError extends LedgerError {
 export class StoreUnavailableError extends LedgerError {
   readonly code = 'store_unavailable';
 }
+
+export class TenantNotFoundError extends LedgerError {
+  readonly code = 'tenant_not_found';
+  constructor(readonly tenant: string) {
+    super(`tenant '${tenant}' does not exist; create it first (bulkhead tenants create ${tenant})`);
+  }
+}
+
+export class ApiKeyNotFoundError extends LedgerError {
+  readonly code = 'api_key_not_found';
+  constructor(readonly keyId: string) {
+    super(`API key ${keyId} does not exist (or belongs to another tenant)`);
+  }
+}

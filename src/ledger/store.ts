@@ -12,6 +12,7 @@
  * - Bad arguments throw `InvalidArgumentError` before anything is written.
  * - Lease deadlines and all times come from the store's clock.
  */
+import type { Registry } from './registry.js';
 import type {
   ClaimOptions,
   CompleteInput,
@@ -54,6 +55,8 @@ export interface OpenStoreOptions {
 
 export interface Store {
   readonly dialect: Dialect;
+  /** Tenants, API keys and task-type contracts, in the same database. */
+  readonly registry: Registry;
 
   /** Admit one job (`submitted -> queued | awaiting_approval`). Idempotent per tenant + key. */
   submit(input: SubmitInput): Promise<SubmitResult>;

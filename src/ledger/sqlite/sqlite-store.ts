@@ -79,6 +79,7 @@ import {
 } from '../validate.js';
 import { migrateSqlite } from './sqlite-migrate.js';
 import { prepareQueries, type SqliteQueries } from './sqlite-queries.js';
+import { SqliteRegistry } from './sqlite-registry.js';
 
 // The transitions this adapter writes with fixed from/to pairs, checked once against the lifecycle.
 assertTransition('queued', 'leased', 'claimed');
@@ -91,6 +92,7 @@ const REAP_BATCH = 1000;
 
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
+  readonly registry: SqliteRegistry;
   private readonly q: SqliteQueries;
   private readonly wake = new EventEmitter();
   private readonly listCache = new Map<string, Database.Statement>();
@@ -107,6 +109,7 @@ export class SqliteStore implements Store {
     readonly path: string,
   ) {
     this.q = prepareQueries(db);
+    this.registry = new SqliteRegistry(db, (fn) => this.write(fn));
     this.wake.setMaxListeners(0);
   }
 

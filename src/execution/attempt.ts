@@ -1,0 +1,184 @@
+/**
+ * One attempt of one job, from `leased` to a committed outcome:
+ *
+ *   start (leased -> running) -> run the handler under heartbeats and a timeout ->
+ *     returned        -> complete                    ('succeeded')
+ *     threw           -> fail (retry or dead)        ('failed')
+ *     timed out       -> fail, code `timeout`        ('failed')
+ *     cancel asked    -> confirmCancel               ('cancelled')
+ *     lease lost      -> commit nothing              ('lost')
+ *     worker stopping -> commit nothing; the lease runs out and the reaper requeues ('aborted')
+ *
+ * Every commit names the attempt's fence; the store refuses it once the lease is gone.
+ */
+import type { Logger } from 'pino';
+import { InvalidArgumentError, StaleLeaseError } from '../ledger/errors.js';
+import type { Store } from '../ledger/store.js';
+import type { FailInput, Job } from '../ledger/types.js';
+import { LIMITS, toJson } from '../ledger/validate.js';
+import type { TaskContext, TaskDefinition } from './task.js';
+import type { Worker } from './worker.js';
+
+export type AttemptOutcome = 'succeeded' | 'failed' | 'cancelled' | 'lost' | 'aborted';
+
+/** Why an attempt's signal was aborted; `signal.reason` is an Error with one of these messages. */
+export type AbortCause = 'cancelled' | 'timeout' | 'lease_lost' | 'shutdown';
+
+const abortError = (cause: AbortCause) => {
+  const e = new Error(cause);
+  e.name = 'AbortError';
+  return e;
+};
+
+const causeOf = (signal: AbortSignal): AbortCause | undefined =>
+  signal.aborted ? ((signal.reason as Error | undefined)?.message as AbortCause) : undefined;
+
+export async function runAttempt(args: {
+  worker: Worker;
+  store: Store;
+  job: Job;
+  task: TaskDefinition | undefined;
+  abort: AbortController;
+  log: Logger;
+}): Promise<AttemptOutcome> {
+  const { worker, store, job, task, abort } = args;
+  const lease = { jobId: job.id, fence: job.fence };
+  const log = args.log.child({ jobId: job.id, task: job.task, attempt: job.attempt });
+
+  const started = await worker.starts.push(lease);
+  if (!started.ok) {
+    log.warn({ err: started.error.message }, 'could not start: lease already lost');
+    return 'lost';
+  }
+
+  const fail = async (error: FailInput['error'], retryable: boolean): Promise<AttemptOutcome> => {
+    const o = await worker.failures.push({ ...lease, error, retryable });
+    if (!o.ok) return 'lost';
+    log.info({ error: error.code, next: o.value.state }, 'attempt failed');
+    return 'failed';
+  };
+
+  if (!task) return fail({ code: 'unknown_task', message: `this worker has no task '${job.task}'` }, false);
+  let input: unknown;
+  try {
+    input = task.parseInput(job.input);
+  } catch (err) {
+    return fail({ code: 'invalid_input', message: (err as Error).message }, false);
+  }
+
+  // Keep the lease alive; a refused heartbeat means another owner may hold the job now.
+  const beat = async (progress?: unknown): Promise<void> => {
+    const item = progress === undefined ? lease : { ...lease, progress };
+    const o = await worker.heartbeats.push(item);
+    if (!o.ok) {
+      abort.abort(abortError('lease_lost'));
+      throw o.error;
+    }
+    if (o.value.cancelRequested) abort.abort(abortError('cancelled'));
+  };
+  const heartbeatTimer = setInterval(
+    () => {
+      beat().catch((err: unknown) => {
+        if (!(err instanceof StaleLeaseError))
+          log.warn({ err: (err as Error).message }, 'heartbeat failed; retrying');
+      });
+    },
+    Math.max(5, Math.floor(job.leaseMs / 3)),
+  );
+  const timeoutTimer = setTimeout(() => abort.abort(abortError('timeout')), task.timeoutMs);
+
+  const ctx: TaskContext = {
+    jobId: job.id,
+    tenant: job.tenant,
+    correlationId: job.correlationId,
+    attempt: job.attempt,
+    fence: job.fence,
+    signal: abort.signal,
+    logger: log,
+    heartbeat: beat,
+    idempotencyKey: (stepKey) => `${job.id}:${stepKey}`,
+    async step(key, fn) {
+      const done = await store.getStep(job.id, key);
+      if (done) return done.result as Awaited<ReturnType<typeof fn>>;
+      if (abort.signal.aborted) throw abort.signal.reason;
+      const result = await fn();
+      try {
+        const { step } = await store.putStep({
+          ...lease,
+          stepKey: key,
+          result: result === undefined ? null : result,
+        });
+        return step.result as Awaited<ReturnType<typeof fn>>;
+      } catch (err) {
+        if (err instanceof StaleLeaseError) abort.abort(abortError('lease_lost'));
+        throw err;
+      }
+    },
+  };
+
+  let output: unknown;
+  let thrown: unknown;
+  let threw = false;
+  try {
+    // An inline handler that ignores its signal cannot be stopped; racing the abort lets the
+    // attempt be recorded truthfully anyway (the process and thread runtimes can kill it).
+    output = await Promise.race([
+      Promise.resolve().then(() => task.run(input, ctx)),
+      new Promise<never>((_, reject) => {
+        if (abort.signal.aborted) reject(abort.signal.reason);
+        abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true });
+      }),
+    ]);
+  } catch (err) {
+    threw = true;
+    thrown = err;
+  } finally {
+    clearInterval(heartbeatTimer);
+    clearTimeout(timeoutTimer);
+  }
+
+  switch (causeOf(abort.signal)) {
+    case 'lease_lost':
+      log.warn('lease lost: nothing more is committed for this attempt');
+      return 'lost';
+    case 'shutdown':
+      return 'aborted';
+    case 'cancelled': {
+      const o = await worker.cancels.push(lease);
+      log.info('cancelled');
+      return o.ok ? 'cancelled' : 'lost';
+    }
+    case 'timeout':
+      return fail(
+        { code: 'timeout', message: `the attempt ran longer than timeoutMs (${task.timeoutMs} ms)` },
+        true,
+      );
+    default:
+      break;
+  }
+
+  if (threw) {
+    const e = thrown as { code?: unknown; message?: unknown; retryable?: unknown };
+    const code =
+      typeof e?.code === 'string' && /^[a-z][a-z0-9_.]{0,99}$/.test(e.code) ? e.code : 'handler_error';
+    const message = typeof e?.message === 'string' ? e.message : String(thrown);
+    if (thrown instanceof StaleLeaseError) return 'lost';
+    return fail({ code, message }, e?.retryable !== false);
+  }
+
+  const result = output === undefined ? null : output;
+  try {
+    // Checked here, alone: a bad output must fail this job, not the batch it would share.
+    toJson('output', result, LIMITS.maxOutputBytes);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError)
+      return fail({ code: 'invalid_output', message: err.message }, false);
+    throw err;
+  }
+  const o = await worker.completions.push({ ...lease, output: result });
+  if (!o.ok) {
+    log.warn({ err: o.error.message }, 'completion refused: lease lost');
+    return 'lost';
+  }
+  return 'succeeded';
+}

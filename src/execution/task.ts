@@ -1,0 +1,68 @@
+/**
+ * What the execution plane runs: a task definition (made by the SDK's `defineTask`) and the context
+ * its handler gets for one attempt.
+ */
+import type { Logger } from 'pino';
+import type { BackoffPolicy, Classification } from '../ledger/types.js';
+
+export type RuntimeName = 'inline' | 'thread' | 'process';
+
+export interface TaskContext {
+  jobId: string;
+  tenant: string;
+  correlationId: string;
+  /** 1 on the first attempt. */
+  attempt: number;
+  /** The lease epoch of this attempt: pass it to systems that must reject a stale owner's writes. */
+  fence: number;
+  /** Aborted on cancel, timeout, lease loss or shutdown; `signal.reason` says which. */
+  signal: AbortSignal;
+  logger: Logger;
+  /** Extend the lease now and publish progress (any small JSON value). */
+  heartbeat(progress?: unknown): Promise<void>;
+  /**
+   * A durable step: runs `fn` once per job and key, commits its result under this attempt's fence,
+   * and on a later attempt returns the committed result instead of running again.
+   */
+  step<T>(key: string, fn: () => T | Promise<T>): Promise<T>;
+  /** A key stable across attempts (job id + step key), for external systems that deduplicate. */
+  idempotencyKey(stepKey: string): string;
+}
+
+export interface TaskDefinition<I = unknown, O = unknown> {
+  readonly kind: 'bulkhead.task';
+  name: string;
+  version: number;
+  /** JSON Schema of the input, published to the registry. */
+  inputJsonSchema: Record<string, unknown>;
+  /** Parse and validate an input; throws a message naming the failing paths. */
+  parseInput(input: unknown): I;
+  run(input: I, ctx: TaskContext): O | Promise<O>;
+  queue: string;
+  runtime: RuntimeName;
+  timeoutMs: number;
+  leaseMs: number;
+  maxAttempts: number;
+  backoff: BackoffPolicy;
+  classification: Classification;
+}
+
+/** Throw from a handler to fail the job without retrying. */
+export class NonRetryableError extends Error {
+  readonly retryable = false;
+  constructor(
+    message: string,
+    /** A stable code for the job's `error.code`. @default 'non_retryable' */
+    readonly code = 'non_retryable',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'NonRetryableError';
+  }
+}
+
+export function isTaskDefinition(value: unknown): value is TaskDefinition {
+  return (
+    typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'bulkhead.task'
+  );
+}

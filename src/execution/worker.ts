@@ -1,0 +1,351 @@
+/**
+ * The worker supervisor: claims work up to its free capacity, starts it, keeps its leases alive,
+ * runs handlers, and commits outcomes, all fenced. It also keeps the ledger healthy: it sweeps
+ * expired leases and lost workers (every worker does; the sweeps are conditional writes, so
+ * concurrent sweepers never double-transition).
+ *
+ * A worker's own states: `starting -> running -> draining -> stopped`. While the store is
+ * unreachable its health says `store_unreachable`, it keeps in-flight handlers going, retries with
+ * backoff, and resumes claiming by itself.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { type Logger, pino } from 'pino';
+import { StaleLeaseError } from '../ledger/errors.js';
+import type { Store } from '../ledger/store.js';
+import type {
+  Classification,
+  CompleteInput,
+  FailInput,
+  FailResult,
+  HeartbeatInput,
+  HeartbeatResult,
+  Job,
+  Lease,
+  Transitioned,
+  WorkerInfo,
+} from '../ledger/types.js';
+import { runAttempt } from './attempt.js';
+import { Batcher } from './batcher.js';
+import type { TaskDefinition } from './task.js';
+
+export const WORKER_PROTOCOL_VERSION = 1;
+
+export interface WorkerOptions {
+  store: Store;
+  tasks: TaskDefinition[];
+  /** Most jobs running at once. @default 10 */
+  concurrency?: number;
+  /** Queues to claim from. @default the queues of `tasks` */
+  queues?: string[];
+  /** @default `<host>-<pid>-<random>` */
+  workerId?: string;
+  /** @default 'internal' */
+  clearance?: Classification;
+  labels?: string[];
+  /** @default a pino logger at level `info` */
+  logger?: Logger;
+  /** Claim even without a wake-up this often. @default 1000 */
+  pollIntervalMs?: number;
+  /** Sweep expired leases and lost workers this often. @default 1000 */
+  reapIntervalMs?: number;
+  /** Report liveness this often. @default 2000 */
+  livenessIntervalMs?: number;
+  /** A worker silent this long is marked lost and its leases are reaped. @default 15000 */
+  lostAfterMs?: number;
+  /** Register the tasks' contracts in the registry at start. @default true */
+  registerTaskTypes?: boolean;
+  /** Package version reported with the worker row. */
+  version?: string;
+}
+
+export interface WorkerHealth {
+  workerId: string;
+  state: 'starting' | 'running' | 'draining' | 'stopped';
+  store: 'ok' | 'store_unreachable';
+  inFlight: number;
+  completed: number;
+  failed: number;
+  lastStoreError?: string;
+}
+
+export class Worker {
+  readonly id: string;
+  private readonly store: Store;
+  private readonly tasks = new Map<string, TaskDefinition>();
+  private readonly concurrency: number;
+  private readonly queues: string[];
+  private readonly clearance: Classification;
+  private readonly log: Logger;
+  private readonly opts: Required<
+    Pick<WorkerOptions, 'pollIntervalMs' | 'reapIntervalMs' | 'livenessIntervalMs' | 'lostAfterMs'>
+  >;
+  private state: WorkerHealth['state'] = 'starting';
+  private storeError: string | undefined;
+  private readonly inFlight = new Map<string, AbortController>();
+  private counts = { completed: 0, failed: 0 };
+  private wakeResolve: (() => void) | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private loop: Promise<void> | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private readonly running = new Set<Promise<void>>();
+
+  readonly starts: Batcher<Lease, Transitioned>;
+  readonly heartbeats: Batcher<HeartbeatInput, HeartbeatResult>;
+  readonly completions: Batcher<CompleteInput, Transitioned>;
+  readonly failures: Batcher<FailInput, FailResult>;
+  readonly cancels: Batcher<Lease, Transitioned>;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.store = options.store;
+    for (const t of options.tasks) {
+      if (this.tasks.has(t.name)) throw new TypeError(`worker: task '${t.name}' is defined twice`);
+      this.tasks.set(t.name, t);
+    }
+    if (this.tasks.size === 0)
+      throw new TypeError('worker: no tasks to run (pass at least one task definition)');
+    this.concurrency = options.concurrency ?? 10;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 1000) {
+      throw new TypeError(`worker: concurrency must be an integer in [1, 1000], got ${options.concurrency}`);
+    }
+    this.queues = options.queues ?? [...new Set(options.tasks.map((t) => t.queue))];
+    this.clearance = options.clearance ?? 'internal';
+    this.id = options.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.log = (options.logger ?? pino({ level: 'info' })).child({ workerId: this.id });
+    this.opts = {
+      pollIntervalMs: options.pollIntervalMs ?? 1000,
+      reapIntervalMs: options.reapIntervalMs ?? 1000,
+      livenessIntervalMs: options.livenessIntervalMs ?? 2000,
+      lostAfterMs: options.lostAfterMs ?? 15_000,
+    };
+    this.starts = new Batcher((items) => this.store.start(items));
+    this.heartbeats = new Batcher((items) => this.store.heartbeat(items));
+    this.completions = new Batcher((items) => this.store.complete(items));
+    this.failures = new Batcher((items) => this.store.fail(items));
+    this.cancels = new Batcher((items) => this.store.confirmCancel(items));
+  }
+
+  health(): WorkerHealth {
+    const h: WorkerHealth = {
+      workerId: this.id,
+      state: this.state,
+      store: this.storeError === undefined ? 'ok' : 'store_unreachable',
+      inFlight: this.inFlight.size,
+      ...this.counts,
+    };
+    if (this.storeError !== undefined) h.lastStoreError = this.storeError;
+    return h;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'starting') throw new Error(`worker ${this.id} was already started`);
+    if (this.options.registerTaskTypes !== false) {
+      for (const t of this.tasks.values()) {
+        await this.store.registry.putTaskType({
+          name: t.name,
+          version: t.version,
+          inputSchema: t.inputJsonSchema,
+          queue: t.queue,
+          runtime: t.runtime,
+          timeoutMs: t.timeoutMs,
+          leaseMs: t.leaseMs,
+          maxAttempts: t.maxAttempts,
+          backoff: t.backoff,
+          classification: t.classification,
+          source: this.id,
+        });
+      }
+    }
+    await this.store.registerWorker(this.info());
+    this.state = 'running';
+    this.unsubscribe = this.store.onWake((queue) => {
+      if (this.queues.includes(queue)) this.wake();
+    });
+    this.every(this.opts.reapIntervalMs, () => this.sweep());
+    this.every(this.opts.livenessIntervalMs, () => this.reportLiveness());
+    this.loop = this.claimLoop();
+    this.log.info(
+      { tasks: [...this.tasks.keys()], queues: this.queues, concurrency: this.concurrency },
+      'worker started',
+    );
+  }
+
+  /**
+   * Stop claiming, let in-flight work finish for up to `graceMs`, then abort what is left (its
+   * leases run out and the reaper returns the jobs), and deregister.
+   */
+  async stop(options: { graceMs?: number } = {}): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'draining') return;
+    const wasStarting = this.state === 'starting';
+    this.state = 'draining';
+    this.wake();
+    await this.loop;
+    if (!wasStarting) {
+      await this.store.workerHeartbeat(this.id, 'draining').catch(() => undefined);
+      const grace = options.graceMs ?? 30_000;
+      const all = Promise.allSettled([...this.running]);
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        all.then(() => false),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(true), grace);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        for (const ac of this.inFlight.values()) ac.abort(new Error('shutdown'));
+        await all;
+      }
+      await this.store.workerHeartbeat(this.id, 'stopped').catch(() => undefined);
+    }
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.unsubscribe?.();
+    this.state = 'stopped';
+    this.log.info(this.counts, 'worker stopped');
+  }
+
+  private info(): WorkerInfo {
+    return {
+      id: this.id,
+      host: hostname(),
+      pid: process.pid,
+      version: this.options.version ?? 'dev',
+      labels: this.options.labels ?? [],
+      queues: this.queues,
+      clearance: this.clearance,
+      concurrency: this.concurrency,
+      runtimes: [...new Set([...this.tasks.values()].map((t) => t.runtime))],
+      meta: { protocol: WORKER_PROTOCOL_VERSION },
+    };
+  }
+
+  private every(ms: number, fn: () => Promise<void>): void {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      fn().finally(() => {
+        busy = false;
+      });
+    }, ms);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  private wake(): void {
+    const r = this.wakeResolve;
+    this.wakeResolve = undefined;
+    r?.();
+  }
+
+  private waitForWake(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wakeResolve = undefined;
+        resolve();
+      }, ms);
+      this.wakeResolve = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private storeOk(): void {
+    if (this.storeError !== undefined) {
+      this.log.info('store reachable again; claiming resumes');
+      this.storeError = undefined;
+    }
+  }
+
+  private storeDown(err: unknown): void {
+    const message = (err as Error).message;
+    if (this.storeError === undefined)
+      this.log.warn({ err: message }, 'store unreachable; retrying with backoff');
+    this.storeError = message;
+  }
+
+  private async claimLoop(): Promise<void> {
+    let backoff = 100;
+    const names = [...this.tasks.keys()];
+    while (this.state === 'running') {
+      const free = this.concurrency - this.inFlight.size;
+      if (free > 0) {
+        let jobs: Job[];
+        try {
+          jobs = await this.store.claim({
+            workerId: this.id,
+            queues: this.queues,
+            limit: free,
+            tasks: names,
+            clearance: this.clearance,
+          });
+          this.storeOk();
+          backoff = 100;
+        } catch (err) {
+          this.storeDown(err);
+          await this.waitForWake(backoff);
+          backoff = Math.min(backoff * 2, 5000);
+          continue;
+        }
+        if (jobs.length > 0) {
+          for (const job of jobs) this.launch(job);
+          continue;
+        }
+      }
+      await this.waitForWake(this.opts.pollIntervalMs);
+    }
+  }
+
+  private launch(job: Job): void {
+    const task = this.tasks.get(job.task);
+    const ac = new AbortController();
+    this.inFlight.set(job.id, ac);
+    const p = runAttempt({ worker: this, store: this.store, job, task, abort: ac, log: this.log })
+      .then((outcome) => {
+        if (outcome === 'succeeded') this.counts.completed++;
+        else if (outcome === 'failed') this.counts.failed++;
+      })
+      .catch((err: unknown) => {
+        if (!(err instanceof StaleLeaseError)) this.storeDown(err);
+      })
+      .finally(() => {
+        this.inFlight.delete(job.id);
+        this.running.delete(p);
+        this.wake();
+      });
+    this.running.add(p);
+  }
+
+  private async sweep(): Promise<void> {
+    try {
+      await this.store.markLostWorkers(this.opts.lostAfterMs);
+      const r = await this.store.reap();
+      if (r.requeued + r.dead + r.cancelled + r.expired > 0) this.log.info(r, 'reaped');
+      this.storeOk();
+    } catch (err) {
+      this.storeDown(err);
+    }
+  }
+
+  private async reportLiveness(): Promise<void> {
+    try {
+      const state = await this.store.workerHeartbeat(this.id);
+      if (state === 'lost' && this.state === 'running') {
+        // Another sweeper declared us lost (we were silent too long) and our leases were reaped:
+        // abort what we hold (its writes would be rejected anyway) and register afresh.
+        this.log.warn('this worker was marked lost; aborting in-flight work and re-registering');
+        for (const ac of this.inFlight.values()) ac.abort(new Error('lease_lost'));
+        await this.store.registerWorker(this.info());
+      }
+      this.storeOk();
+    } catch (err) {
+      this.storeDown(err);
+    }
+  }
+}
+
+export function createWorker(options: WorkerOptions): Worker {
+  return new Worker(options);
+}
