@@ -1,0 +1,62 @@
+/**
+ * Authentication and authorization for every route except `/healthz` and the OpenAPI document:
+ * `Authorization: Bearer <key>`; 401 without a valid key, 403 when the key's roles do not include
+ * one the route allows. A route declares its roles in `config.roles`.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authenticate, type Principal } from '../control/api-keys.js';
+import type { Registry, Role } from '../ledger/registry.js';
+import { HttpProblem } from './problem.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+  interface FastifyContextConfig {
+    /** Roles allowed on the route; absent means public. */
+    roles?: readonly Role[];
+  }
+}
+
+const unauthorized = (detail: string) =>
+  new HttpProblem(401, 'unauthorized', detail, {}, { 'www-authenticate': 'Bearer realm="bulkhead"' });
+
+export function registerAuth(app: FastifyInstance, registry: Registry): void {
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (request: FastifyRequest) => {
+    const roles = request.routeOptions.config?.roles;
+    if (!roles) return;
+    const header = request.headers.authorization;
+    if (!header) throw unauthorized('this route needs an API key: send Authorization: Bearer <key>');
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m?.[1]) throw unauthorized('the Authorization header must be "Bearer <key>"');
+    const result = await authenticate(registry, m[1]);
+    if (!result.ok) {
+      request.log.info({ why: result.why }, 'API key refused');
+      throw unauthorized('the API key is not valid (unknown, revoked or malformed)');
+    }
+    const principal = result.principal;
+    if (!principal.roles.some((r) => roles.includes(r))) {
+      throw new HttpProblem(
+        403,
+        'forbidden',
+        `this key's roles (${principal.roles.join(', ')}) do not allow this; it needs one of: ${roles.join(', ')}`,
+      );
+    }
+    request.principal = principal;
+  });
+}
+
+/** The authenticated principal of a request on a route with roles. */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.principal) throw unauthorized('no API key was verified for this request');
+  return request.principal;
+}
+
+export const ROLE_SETS = {
+  read: ['admin', 'operator', 'submitter', 'approver', 'auditor'],
+  submit: ['admin', 'operator', 'submitter'],
+  operate: ['admin', 'operator', 'submitter'],
+  admin: ['admin'],
+  any: ['admin', 'operator', 'submitter', 'approver', 'auditor', 'worker'],
+} as const satisfies Record<string, readonly Role[]>;

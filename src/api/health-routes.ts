@@ -1,0 +1,90 @@
+/**
+ * `GET /healthz` (liveness, no auth: is the process serving?) and `GET /v1/health` (one section per
+ * plane; 503 when any section is down).
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Store } from '../ledger/store.js';
+import { ROLE_SETS } from './auth.js';
+
+export interface HealthSection {
+  status: 'ok' | 'degraded' | 'down';
+  [detail: string]: unknown;
+}
+
+export function registerHealthRoutes(
+  app: FastifyInstance,
+  deps: { store: Store; sections: Record<string, () => HealthSection | Promise<HealthSection>> },
+): void {
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness: the process is serving requests',
+        security: [],
+        response: {
+          200: { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] },
+        },
+      },
+    },
+    async () => ({ status: 'ok' }),
+  );
+
+  app.get(
+    '/v1/health',
+    {
+      config: { roles: ROLE_SETS.any },
+      schema: {
+        tags: ['health'],
+        summary: 'Health of each plane; 503 when any section is down',
+        response: {
+          200: { $ref: 'Health#' },
+          503: { $ref: 'Health#' },
+          '4XX': { $ref: 'Problem#' },
+        },
+      },
+    },
+    async (_request, reply) => {
+      const sections: Record<string, HealthSection> = {};
+      const started = performance.now();
+      try {
+        await deps.store.get('00000000-0000-0000-0000-000000000000');
+        sections.ledger = {
+          status: 'ok',
+          dialect: deps.store.dialect,
+          latencyMs: Math.round((performance.now() - started) * 100) / 100,
+        };
+      } catch (err) {
+        sections.ledger = { status: 'down', dialect: deps.store.dialect, error: (err as Error).message };
+      }
+      for (const [name, fn] of Object.entries(deps.sections)) {
+        try {
+          sections[name] = await fn();
+        } catch (err) {
+          sections[name] = { status: 'down', error: (err as Error).message };
+        }
+      }
+      const states = Object.values(sections).map((s) => s.status);
+      const status = states.includes('down') ? 'down' : states.includes('degraded') ? 'degraded' : 'ok';
+      return reply.code(status === 'down' ? 503 : 200).send({ status, sections });
+    },
+  );
+}
+
+export const healthSchema = {
+  $id: 'Health',
+  type: 'object',
+  required: ['status', 'sections'],
+  properties: {
+    status: { type: 'string', enum: ['ok', 'degraded', 'down'] },
+    sections: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        required: ['status'],
+        properties: { status: { type: 'string', enum: ['ok', 'degraded', 'down'] } },
+        additionalProperties: true,
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,150 @@
+/**
+ * One HTTP error type and one renderer: every error leaves as RFC 9457 `application/problem+json`
+ * with a stable `code`. Known errors keep their message; anything else is a 500 that says only that
+ * the server failed (the details go to the log, never to the client).
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ControlError } from '../control/errors.js';
+import { LedgerError } from '../ledger/errors.js';
+
+export class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    /** Extra members of the problem object (`errors`, `known`, …). */
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpProblem';
+  }
+}
+
+/** HTTP status of each stable code of the planes' own errors. */
+const CODE_STATUS: Record<string, number> = {
+  unknown_task: 400,
+  invalid_input: 400,
+  forbidden: 403,
+  invalid_argument: 400,
+  job_not_found: 404,
+  tenant_not_found: 404,
+  api_key_not_found: 404,
+  idempotency_conflict: 409,
+  job_state_conflict: 409,
+  stale_lease: 409,
+  store_unavailable: 503,
+  schema_too_new: 503,
+};
+
+const FASTIFY_CODES: Record<string, [number, string]> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload_too_large'],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type'],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_content_length'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'malformed_json'],
+  FST_ERR_CTP_INVALID_JSON_BODY: [400, 'malformed_json'],
+  FST_ERR_BAD_URL: [400, 'bad_url'],
+  FST_ERR_ASYNC_CONSTRAINT: [400, 'bad_request'],
+};
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  code: string;
+  detail: string;
+  instance?: string;
+  [member: string]: unknown;
+}
+
+/** The problem for any error, and whether it was unexpected (to be logged as such). */
+export function toProblem(err: unknown): { problem: HttpProblem; unexpected: boolean } {
+  if (err instanceof HttpProblem) return { problem: err, unexpected: false };
+  if (err instanceof LedgerError || err instanceof ControlError) {
+    const status = CODE_STATUS[err.code] ?? 500;
+    const extra: Record<string, unknown> = {};
+    if ('path' in err && typeof err.path === 'string') extra.path = err.path;
+    if ('errors' in err && Array.isArray(err.errors)) extra.errors = err.errors;
+    if ('known' in err && Array.isArray(err.known)) extra.known = err.known;
+    return { problem: new HttpProblem(status, err.code, err.message, extra), unexpected: status >= 500 };
+  }
+  const fe = err as FastifyError & {
+    validation?: { instancePath?: string; message?: string; params?: unknown }[];
+  };
+  if (fe && Array.isArray(fe.validation)) {
+    const where = (fe as { validationContext?: string }).validationContext ?? 'body';
+    const errors = fe.validation.map((v) => ({
+      path: `${where}${v.instancePath ?? ''}`,
+      message: v.message ?? 'invalid',
+    }));
+    const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ');
+    return {
+      problem: new HttpProblem(400, 'invalid_request', `the request is invalid: ${detail}`, { errors }),
+      unexpected: false,
+    };
+  }
+  const mapped = fe?.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) return { problem: new HttpProblem(mapped[0], mapped[1], fe.message), unexpected: false };
+  if (fe && typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return { problem: new HttpProblem(fe.statusCode, 'bad_request', fe.message), unexpected: false };
+  }
+  return {
+    problem: new HttpProblem(
+      500,
+      'internal',
+      'the server failed to handle this request; the error is in its log',
+    ),
+    unexpected: true,
+  };
+}
+
+export function renderProblem(problem: HttpProblem, request: FastifyRequest): ProblemBody {
+  return {
+    type: `urn:bulkhead:problem:${problem.code}`,
+    title: TITLES[problem.status] ?? 'Error',
+    status: problem.status,
+    code: problem.code,
+    detail: problem.message,
+    instance: request.url.split('?')[0] ?? request.url,
+    ...problem.extra,
+  };
+}
+
+export function sendProblem(reply: FastifyReply, request: FastifyRequest, err: unknown): FastifyReply {
+  const { problem, unexpected } = toProblem(err);
+  if (unexpected) request.log.error({ err }, 'request failed');
+  for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
+  return reply.code(problem.status).type('application/problem+json').send(renderProblem(problem, request));
+}
+
+/** The problem+json schema, for route documentation. */
+export const problemSchema = {
+  $id: 'Problem',
+  type: 'object',
+  description: 'RFC 9457 problem details',
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    code: { type: 'string', description: 'stable machine-readable error code' },
+    detail: { type: 'string' },
+    instance: { type: 'string' },
+  },
+  required: ['type', 'title', 'status', 'code', 'detail'],
+  additionalProperties: true,
+} as const;

@@ -1,0 +1,85 @@
+/**
+ * The HTTP API: one Fastify app with a router per plane. Every route has a schema; the OpenAPI 3.1
+ * document at `GET /v1/openapi.json` is generated from those schemas, never written by hand. Every
+ * error is problem+json (see problem.ts).
+ */
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
+import { type Logger, pino } from 'pino';
+import { Admission } from '../control/admission.js';
+import type { Store } from '../ledger/store.js';
+import { registerAdminRoutes } from './admin-routes.js';
+import { registerAuth } from './auth.js';
+import { type HealthSection, healthSchema, registerHealthRoutes } from './health-routes.js';
+import { registerJobRoutes } from './jobs-routes.js';
+import { HttpProblem, problemSchema, sendProblem } from './problem.js';
+import { apiKeySchema, jobSchema, submissionSchema, tenantSchema } from './resources.js';
+
+export interface ApiOptions {
+  store: Store;
+  /** @default a silent logger */
+  logger?: Logger;
+  /** Largest request body in bytes (the batch route allows 16 MiB). @default 1 MiB */
+  bodyLimit?: number;
+  /** Requests taking longer are answered 408 (the result long-poll is bounded separately). @default 90000 */
+  requestTimeoutMs?: number;
+  /** Sections of `GET /v1/health`, one per plane, added by whoever runs that plane here. */
+  health?: Record<string, () => HealthSection | Promise<HealthSection>>;
+  version?: string;
+}
+
+export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger ?? pino({ level: 'silent' }),
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    requestTimeout: options.requestTimeoutMs ?? 90_000,
+    logController: new LogController({ disableRequestLogging: true }),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
+  }) as unknown as FastifyInstance;
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Bulkhead API',
+        version: options.version ?? '0.0.0',
+        description: 'Durable work orchestration: jobs, tenants and keys. Errors are RFC 9457 problem+json.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  for (const schema of [
+    problemSchema,
+    jobSchema,
+    submissionSchema,
+    tenantSchema,
+    apiKeySchema,
+    healthSchema,
+  ]) {
+    app.addSchema(schema);
+  }
+
+  app.setErrorHandler((err, request, reply) => sendProblem(reply, request, err));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      reply,
+      request,
+      new HttpProblem(
+        404,
+        'not_found',
+        `no route ${request.method} ${request.url.split('?')[0]}; see GET /v1/openapi.json`,
+      ),
+    ),
+  );
+
+  registerAuth(app, options.store.registry);
+  registerHealthRoutes(app, { store: options.store, sections: options.health ?? {} });
+  registerJobRoutes(app, { store: options.store, admission: new Admission(options.store) });
+  registerAdminRoutes(app, { store: options.store });
+
+  app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.ready();
+  return app;
+}

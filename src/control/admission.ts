@@ -1,0 +1,88 @@
+/**
+ * Admission: a submission from an authenticated principal becomes a job. The task type must be
+ * registered; the input must match its JSON Schema (every failing path is reported); the job takes
+ * its contract's queue, lease, attempts, backoff and classification, and lands in the caller's
+ * tenant, idempotently per tenant and key.
+ */
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import type { TaskType } from '../ledger/registry.js';
+import type { Store } from '../ledger/store.js';
+import type { SubmitInput, SubmitResult } from '../ledger/types.js';
+import type { Principal } from './api-keys.js';
+import { InvalidInputError, UnknownTaskError } from './errors.js';
+
+export interface Submission {
+  task: string;
+  taskVersion?: number;
+  input?: unknown;
+  idempotencyKey?: string;
+  correlationId?: string;
+  parentId?: string;
+  priority?: number;
+  /** Epoch ms. */
+  runAt?: number;
+  /** Epoch ms. */
+  deadline?: number;
+}
+
+export class Admission {
+  private readonly ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: true });
+  private readonly validators = new Map<string, { updatedAt: number; validate: ValidateFunction }>();
+
+  constructor(private readonly store: Store) {
+    addFormats.default(this.ajv);
+  }
+
+  async submit(principal: Principal, submissions: Submission[]): Promise<SubmitResult[]> {
+    const inputs: SubmitInput[] = [];
+    for (const s of submissions) inputs.push(await this.prepare(principal, s));
+    return inputs.length === 1
+      ? [await this.store.submit(inputs[0] as SubmitInput)]
+      : this.store.submitMany(inputs);
+  }
+
+  private async prepare(principal: Principal, s: Submission): Promise<SubmitInput> {
+    const type = await this.store.registry.getTaskType(s.task, s.taskVersion);
+    if (!type) {
+      const known = (await this.store.registry.listTaskTypes()).map((t) => `${t.name}@${t.version}`);
+      throw new UnknownTaskError(s.task, s.taskVersion, known);
+    }
+    const input = s.input ?? null;
+    const validate = this.validator(type);
+    if (!validate(input)) {
+      throw new InvalidInputError(
+        s.task,
+        (validate.errors ?? []).map((e) => ({ path: e.instancePath, message: e.message ?? 'is invalid' })),
+      );
+    }
+    const out: SubmitInput = {
+      tenant: principal.tenant,
+      task: type.name,
+      taskVersion: type.version,
+      queue: type.queue,
+      input,
+      maxAttempts: type.maxAttempts,
+      backoff: type.backoff,
+      leaseMs: type.leaseMs,
+      classification: type.classification,
+    };
+    if (s.idempotencyKey !== undefined) out.idempotencyKey = s.idempotencyKey;
+    if (s.correlationId !== undefined) out.correlationId = s.correlationId;
+    if (s.parentId !== undefined) out.parentId = s.parentId;
+    if (s.priority !== undefined) out.priority = s.priority;
+    if (s.runAt !== undefined) out.runAt = s.runAt;
+    if (s.deadline !== undefined) out.deadline = s.deadline;
+    return out;
+  }
+
+  private validator(type: TaskType): ValidateFunction {
+    const key = `${type.name}@${type.version}`;
+    const cached = this.validators.get(key);
+    if (cached && cached.updatedAt === type.updatedAt) return cached.validate;
+    const { $schema: _ignored, ...schema } = type.inputSchema;
+    const validate = this.ajv.compile(schema);
+    this.validators.set(key, { updatedAt: type.updatedAt, validate });
+    return validate;
+  }
+}

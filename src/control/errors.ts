@@ -1,0 +1,46 @@
+/** Control-plane errors: admission and authorization refusals, each with a stable `code`. */
+
+export abstract class ControlError extends Error {
+  abstract readonly code: string;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+export class UnknownTaskError extends ControlError {
+  readonly code = 'unknown_task';
+  constructor(
+    readonly task: string,
+    readonly version: number | undefined,
+    readonly known: string[],
+  ) {
+    super(
+      version === undefined
+        ? `task '${task}' is not registered (known: ${known.join(', ') || 'none'}); start a worker that defines it, or check the name`
+        : `task '${task}' version ${version} is not registered (known: ${known.join(', ') || 'none'})`,
+    );
+  }
+}
+
+export interface InputProblem {
+  /** JSON Pointer into the input, '' for the input itself. */
+  path: string;
+  message: string;
+}
+
+export class InvalidInputError extends ControlError {
+  readonly code = 'invalid_input';
+  constructor(
+    readonly task: string,
+    readonly errors: InputProblem[],
+  ) {
+    super(
+      `input of task '${task}' is invalid: ${errors.map((e) => `${e.path || '(input)'} ${e.message}`).join('; ')}`,
+    );
+  }
+}
+
+export class ForbiddenError extends ControlError {
+  readonly code = 'forbidden';
+}
