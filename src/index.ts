@@ -54,3 +54,23 @@ export {
   TRANSITION_REASONS,
   type TransitionReason,
 } from './lifecycle/lifecycle.js';
+export {
+  type ApiKeyView,
+  BulkheadApiError,
+  BulkheadClient,
+  type ClientOptions,
+  createClient,
+  createWorker,
+  defineTask,
+  type JobView,
+  NonRetryableError,
+  type Problem,
+  type RuntimeName,
+  type SubmitOptions,
+  type TaskContext,
+  type TaskDefinition,
+  type TaskOptions,
+  Worker,
+  type WorkerHealth,
+  type WorkerOptions,
+} from './sdk/index.js';

@@ -1,61 +1,59 @@
 #!/usr/bin/env node
 /**
- * The `bulkhead` command. Exit codes: 0 success, 1 failure, 2 bad usage or input.
+ * The `bulkhead` command.
+ *
+ * Exit codes: 0 success; 1 failure (server error, unexpected); 2 bad usage or input; 3 not
+ * authenticated or not allowed; 4 not found; 5 conflict; 6 a waited-for job did not succeed;
+ * 7 the server could not be reached.
+ *
+ * Environment: BULKHEAD_URL, BULKHEAD_API_KEY (client commands); BULKHEAD_STORE, BULKHEAD_PORT,
+ * BULKHEAD_DATA_DIR, BULKHEAD_LOG_LEVEL (server commands).
  */
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { LedgerError } from '../ledger/errors.js';
-import { knownVersion } from '../ledger/migrations.js';
-import { openStore } from '../ledger/open.js';
+import { BulkheadApiError } from '../sdk/client.js';
+import { registerClientCommands } from './client-commands.js';
+import { UsageError } from './load-tasks.js';
+import { EXIT } from './output.js';
+import { VERSION } from './runtime.js';
+import { registerServerCommands } from './server-commands.js';
 
 const program = new Command()
   .name('bulkhead')
   .description('Durable work orchestration with contained, provable failures')
-  .showHelpAfterError();
+  .version(VERSION)
+  .option('--url <url>', 'API base URL (env BULKHEAD_URL, default http://127.0.0.1:8080)')
+  .option('--api-key <key>', 'API key (env BULKHEAD_API_KEY; else ./.bulkhead/admin-key if present)')
+  .showHelpAfterError()
+  .exitOverride();
 
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new CommanderArgumentError('must be a port number (0-65535)');
-  return n;
+registerServerCommands(program);
+registerClientCommands(program);
+
+function exitCodeFor(err: unknown): number {
+  if (err instanceof UsageError) return EXIT.usage;
+  if (err instanceof BulkheadApiError) {
+    if (err.status === 401 || err.status === 403) return EXIT.auth;
+    if (err.status === 404) return EXIT.notFound;
+    if (err.status === 409) return EXIT.conflict;
+    return err.status < 500 ? EXIT.usage : EXIT.failure;
+  }
+  if (err instanceof LedgerError) return err.code === 'invalid_argument' ? EXIT.usage : EXIT.failure;
+  const cause = (err as { cause?: { code?: string } }).cause;
+  if (err instanceof TypeError && err.message === 'fetch failed') return EXIT.unreachable;
+  if (cause?.code === 'ECONNREFUSED') return EXIT.unreachable;
+  return EXIT.failure;
 }
 
-program
-  .command('dev')
-  .description('run Bulkhead embedded: all planes in one process, state under --data-dir')
-  .option(
-    '--data-dir <dir>',
-    'where state lives (ledger.db, …)',
-    process.env.BULKHEAD_DATA_DIR ?? '.bulkhead',
-  )
-  .option('--port <port>', 'HTTP port', port, 8080)
-  .action(async (opts: { dataDir: string; port: number }) => {
-    const dataDir = resolve(opts.dataDir);
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    const path = resolve(dataDir, 'ledger.db');
-    const store = await openStore(path);
-    const queued = await store.list({ states: ['queued'] }, { limit: 1 });
-    console.log(
-      `bulkhead dev: ledger open at ${path} (SQLite, WAL, schema version ${knownVersion('sqlite')})`,
-    );
-    console.log(
-      `bulkhead dev: ${queued.jobs.length === 0 ? 'no jobs queued' : 'jobs are queued'}; press Ctrl-C to stop`,
-    );
-    await new Promise<void>((done) => {
-      const stop = () => done();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-    });
-    await store.close();
-    console.log('bulkhead dev: stopped');
-  });
-
-program.parseAsync().catch((err: unknown) => {
-  if (err instanceof LedgerError) {
-    console.error(`bulkhead: ${err.message} [${err.code}]`);
-    process.exit(err.code === 'invalid_argument' ? 2 : 1);
-  }
-  console.error(`bulkhead: ${(err as Error).message}`);
-  process.exit(1);
-});
+try {
+  await program.parseAsync();
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : EXIT.usage);
+  const code = exitCodeFor(err);
+  const message =
+    code === EXIT.unreachable
+      ? `cannot reach the Bulkhead API at ${program.opts().url ?? process.env.BULKHEAD_URL ?? 'http://127.0.0.1:8080'} (is it running?)`
+      : (err as Error).message;
+  process.stderr.write(`bulkhead: ${message}\n`);
+  process.exit(code);
+}

@@ -225,7 +225,8 @@ export class Worker {
     const t = setInterval(() => {
       if (busy) return;
       busy = true;
-      fn().finally(() => {
+      // fn reports its own errors (storeDown); this only clears the busy flag.
+      void fn().finally(() => {
         busy = false;
       });
     }, ms);

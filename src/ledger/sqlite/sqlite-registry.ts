@@ -18,7 +18,7 @@ export class SqliteRegistry implements Registry {
   private readonly q;
 
   constructor(
-    private readonly db: Database.Database,
+    db: Database.Database,
     /** Runs a write in the store's group commit. */
     private readonly write: <T>(fn: () => T) => Promise<T>,
   ) {

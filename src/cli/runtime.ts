@@ -1,0 +1,147 @@
+/**
+ * Composing the planes into processes: the store bootstrap (`init`), the control process (HTTP API),
+ * the worker process, and the embedded `dev` process that runs both on one SQLite ledger.
+ */
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { SYSTEM_TENANT } from '../api/admin-routes.js';
+import type { HealthSection } from '../api/health-routes.js';
+import { buildApi } from '../api/server.js';
+import { authenticate, createApiKey } from '../control/api-keys.js';
+import type { TaskDefinition } from '../execution/task.js';
+import { createWorker, type Worker } from '../execution/worker.js';
+import type { Store } from '../ledger/store.js';
+
+export const VERSION = '0.1.0';
+
+export interface Bootstrap {
+  /** True when this call created the system tenant or its admin key. */
+  changed: boolean;
+  /** The admin key, when this call created it (shown once). */
+  adminKey?: string;
+}
+
+/**
+ * Make a store ready: schema (applied on open), the system tenant, and one admin key. Idempotent: a
+ * store that has them is left alone. With `adminKeyFile`, a new key is written there (mode 0600).
+ */
+export async function bootstrapStore(
+  store: Store,
+  options: { adminKeyFile?: string } = {},
+): Promise<Bootstrap> {
+  const { created } = await store.registry.createTenant(SYSTEM_TENANT);
+  const keys = await store.registry.listApiKeys({ tenant: SYSTEM_TENANT });
+  const hasAdmin = keys.some((k) => k.revokedAt === undefined && k.roles.includes('admin'));
+  if (hasAdmin) return { changed: created };
+  const { key } = await createApiKey(store.registry, {
+    tenant: SYSTEM_TENANT,
+    roles: ['admin'],
+    name: 'bootstrap admin',
+  });
+  if (options.adminKeyFile) writeSecret(options.adminKeyFile, key);
+  return { changed: true, adminKey: key };
+}
+
+export function writeSecret(path: string, secret: string): void {
+  writeFileSync(path, `${secret}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+}
+
+/**
+ * The embedded admin key: reuse the one in `file` while it still authenticates; otherwise make a
+ * new admin key and write it there.
+ */
+export async function embeddedAdminKey(
+  store: Store,
+  file: string,
+): Promise<{ key: string; created: boolean }> {
+  await store.registry.createTenant(SYSTEM_TENANT);
+  if (existsSync(file)) {
+    const key = readFileSync(file, 'utf8').trim();
+    const auth = await authenticate(store.registry, key);
+    if (auth.ok && auth.principal.roles.includes('admin')) return { key, created: false };
+  }
+  const { key } = await createApiKey(store.registry, {
+    tenant: SYSTEM_TENANT,
+    roles: ['admin'],
+    name: 'embedded admin',
+  });
+  writeSecret(file, key);
+  return { key, created: true };
+}
+
+export interface ControlProcess {
+  app: FastifyInstance;
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startControl(options: {
+  store: Store;
+  port: number;
+  host: string;
+  logger: Logger;
+  health?: Record<string, () => HealthSection | Promise<HealthSection>>;
+}): Promise<ControlProcess> {
+  const app = await buildApi({
+    store: options.store,
+    logger: options.logger.child({ plane: 'api' }),
+    version: VERSION,
+    ...(options.health && { health: options.health }),
+  });
+  const address = await app.listen({ port: options.port, host: options.host });
+  const url = address.replace('[::1]', '127.0.0.1');
+  return { app, url, close: () => app.close() };
+}
+
+export async function startWorker(options: {
+  store: Store;
+  tasks: TaskDefinition[];
+  concurrency: number;
+  logger: Logger;
+  queues?: string[];
+}): Promise<Worker> {
+  const worker = createWorker({
+    store: options.store,
+    tasks: options.tasks,
+    concurrency: options.concurrency,
+    logger: options.logger.child({ plane: 'execution' }),
+    version: VERSION,
+    ...(options.queues && { queues: options.queues }),
+  });
+  await worker.start();
+  return worker;
+}
+
+export function workerHealth(worker: Worker): () => HealthSection {
+  return () => {
+    const h = worker.health();
+    const status = h.store !== 'ok' ? 'degraded' : h.state === 'running' ? 'ok' : 'degraded';
+    return { ...h, status };
+  };
+}
+
+/**
+ * Run until SIGINT or SIGTERM, then `shutdown` (graceful). A second signal exits at once; leases of
+ * unfinished work then run out and are reaped by the next worker.
+ */
+export function untilSignal(logger: Logger, shutdown: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: string) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(130);
+      }
+      stopping = true;
+      logger.info({ signal }, 'shutting down (send the signal again to exit at once)');
+      shutdown().then(resolve, (err: unknown) => {
+        logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+    };
+    process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+  });
+}

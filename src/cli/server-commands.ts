@@ -1,0 +1,188 @@
+/**
+ * The commands that run Bulkhead: `dev` (embedded), `init` (prepare a store), `control` (HTTP API)
+ * and `worker`.
+ */
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { openStore } from '../ledger/open.js';
+import { loadTasks, UsageError } from './load-tasks.js';
+import {
+  bootstrapStore,
+  embeddedAdminKey,
+  startControl,
+  startWorker,
+  untilSignal,
+  workerHealth,
+} from './runtime.js';
+
+/** The demo task pack `npm start` runs (compiled next to this file). */
+export const DEMO_TASKS = fileURLToPath(new URL('../../examples/demo/tasks.js', import.meta.url));
+
+const logger = () => pino({ level: process.env.BULKHEAD_LOG_LEVEL ?? 'info' });
+
+export function intOption(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new UsageError(`${name} must be an integer in [${min}, ${max}], got '${value}'`);
+    return n;
+  };
+}
+
+function storeOption(value: string | undefined): string {
+  const url = value ?? process.env.BULKHEAD_STORE;
+  if (!url)
+    throw new UsageError(
+      '--store is required (a postgres:// URL or a SQLite file path), or set BULKHEAD_STORE',
+    );
+  return url;
+}
+
+export function registerServerCommands(program: Command): void {
+  program
+    .command('dev')
+    .description('run everything in one process on an embedded SQLite ledger (state under --data-dir)')
+    .option(
+      '--data-dir <dir>',
+      'state directory (env BULKHEAD_DATA_DIR)',
+      process.env.BULKHEAD_DATA_DIR ?? '.bulkhead',
+    )
+    .option(
+      '--port <port>',
+      'HTTP port; 0 picks a free one (env BULKHEAD_PORT)',
+      intOption('--port', 0, 65535),
+      Number(process.env.BULKHEAD_PORT ?? 8080),
+    )
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--tasks <module>', 'task module to run (default: the demo task pack)')
+    .option('--concurrency <n>', 'jobs run at once', intOption('--concurrency', 1, 1000), 10)
+    .action(
+      async (opts: { dataDir: string; port: number; host: string; tasks?: string; concurrency: number }) => {
+        const log = logger();
+        const dataDir = resolve(opts.dataDir);
+        mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+        const tasks = await loadTasks(opts.tasks ?? DEMO_TASKS);
+        const store = await openStore(resolve(dataDir, 'ledger.db'));
+        const keyFile = resolve(dataDir, 'admin-key');
+        const admin = await embeddedAdminKey(store, keyFile);
+        const worker = await startWorker({ store, tasks, concurrency: opts.concurrency, logger: log });
+        const control = await startControl({
+          store,
+          port: opts.port,
+          host: opts.host,
+          logger: log,
+          health: { execution: workerHealth(worker) },
+        });
+        const lines = [
+          `Bulkhead dev is running at ${control.url}`,
+          `  ledger:  ${resolve(dataDir, 'ledger.db')} (SQLite)`,
+          `  tasks:   ${tasks.map((t) => t.name).join(', ')}`,
+          admin.created
+            ? `  admin key (shown once, also written to ${keyFile}):\n    ${admin.key}`
+            : `  admin key: in ${keyFile}`,
+          `  try:     BULKHEAD_URL=${control.url} BULKHEAD_API_KEY=$(cat ${keyFile}) bulkhead submit ${tasks[0]?.name ?? 'TASK'} --input '{}' --wait`,
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+        await untilSignal(log, async () => {
+          await control.close();
+          await worker.stop({ graceMs: 10_000 });
+          await store.close();
+        });
+      },
+    );
+
+  program
+    .command('init')
+    .description('prepare a store: schema, the default tenant and an admin key (idempotent)')
+    .option('--store <url>', 'postgres:// URL or SQLite file path (env BULKHEAD_STORE)')
+    .option('--admin-key-file <file>', 'also write the new admin key here (mode 0600)')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { store?: string; adminKeyFile?: string; json?: boolean }) => {
+      const store = await openStore(storeOption(opts.store));
+      try {
+        const result = await bootstrapStore(
+          store,
+          opts.adminKeyFile ? { adminKeyFile: resolve(opts.adminKeyFile) } : {},
+        );
+        if (opts.json) {
+          process.stdout.write(
+            `${JSON.stringify({ changed: result.changed, adminKey: result.adminKey ?? null })}\n`,
+          );
+        } else if (result.adminKey) {
+          process.stdout.write(
+            `store initialised; admin key (shown once${opts.adminKeyFile ? `, also written to ${resolve(opts.adminKeyFile)}` : ''}):\n${result.adminKey}\n`,
+          );
+        } else {
+          process.stdout.write(
+            `store already initialised (schema current, default tenant and an admin key exist); nothing changed\n`,
+          );
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+  program
+    .command('control')
+    .description('run the control plane: the HTTP API over a shared store')
+    .option('--store <url>', 'postgres:// URL or SQLite file path (env BULKHEAD_STORE)')
+    .option(
+      '--port <port>',
+      'HTTP port; 0 picks a free one (env BULKHEAD_PORT)',
+      intOption('--port', 0, 65535),
+      Number(process.env.BULKHEAD_PORT ?? 8080),
+    )
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .action(async (opts: { store?: string; port: number; host: string }) => {
+      const log = logger();
+      const store = await openStore(storeOption(opts.store));
+      const control = await startControl({ store, port: opts.port, host: opts.host, logger: log });
+      process.stdout.write(`Bulkhead control plane listening at ${control.url}\n`);
+      await untilSignal(log, async () => {
+        await control.close();
+        await store.close();
+      });
+    });
+
+  program
+    .command('worker')
+    .description('run a worker: claims and runs the jobs of the tasks in --tasks')
+    .option('--store <url>', 'postgres:// URL or SQLite file path (env BULKHEAD_STORE)')
+    .requiredOption('--tasks <module>', 'task module to run')
+    .option('--concurrency <n>', 'jobs run at once', intOption('--concurrency', 1, 1000), 10)
+    .option('--queues <list>', 'comma-separated queues (default: the tasks’ queues)')
+    .option(
+      '--grace-ms <ms>',
+      'on SIGTERM, how long in-flight work may finish',
+      intOption('--grace-ms', 0, 3_600_000),
+      30_000,
+    )
+    .action(
+      async (opts: {
+        store?: string;
+        tasks: string;
+        concurrency: number;
+        queues?: string;
+        graceMs: number;
+      }) => {
+        const log = logger();
+        const tasks = await loadTasks(opts.tasks);
+        const store = await openStore(storeOption(opts.store));
+        const worker = await startWorker({
+          store,
+          tasks,
+          concurrency: opts.concurrency,
+          logger: log,
+          ...(opts.queues && { queues: opts.queues.split(',').map((q) => q.trim()) }),
+        });
+        process.stdout.write(`Bulkhead worker ${worker.id} running ${tasks.map((t) => t.name).join(', ')}\n`);
+        await untilSignal(log, async () => {
+          await worker.stop({ graceMs: opts.graceMs });
+          await store.close();
+        });
+      },
+    );
+}
