@@ -40,14 +40,13 @@ CREATE TABLE jobs (
 
 -- The claim walks this index in exactly its ORDER BY, so a deep queue costs no sort.
 CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id) WHERE state = 'queued';
--- The reaper's two scans.
+-- The reaper's two scans (the first also finds a lost worker's leases: active leases are few).
 CREATE INDEX jobs_lease_expiry ON jobs (lease_expires_at) WHERE state IN ('leased', 'running');
 CREATE INDEX jobs_deadline ON jobs (deadline) WHERE deadline IS NOT NULL
   AND state IN ('awaiting_approval','queued','blocked','leased','running');
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX jobs_tenant_list ON jobs (tenant, id);
 CREATE INDEX jobs_correlation ON jobs (correlation_id);
-CREATE INDEX jobs_worker ON jobs (worker_id) WHERE worker_id IS NOT NULL;
 
 CREATE TABLE events (
   seq            INTEGER PRIMARY KEY AUTOINCREMENT,

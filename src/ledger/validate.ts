@@ -125,6 +125,8 @@ export function toJson(path: string, value: unknown, maxBytes: number): string {
     fail(path, `is not serialisable as JSON (${(err as Error).message})`);
   }
   if (text === undefined) fail(path, `must be a JSON value, got ${describe(value)}`);
+  // PostgreSQL cannot store U+0000 in text or jsonb; refuse it in both dialects alike.
+  if (/(^|[^\\])(\\\\)*\\u0000/.test(text)) fail(path, 'contains the character U+0000, which cannot be stored');
   const bytes = Buffer.byteLength(text);
   if (bytes > maxBytes) fail(path, `is ${bytes} bytes as JSON; at most ${maxBytes} are allowed`);
   return text;
@@ -165,6 +167,7 @@ export function normalizeSubmit(raw: SubmitInput, path = 'submit'): NormalizedSu
         `is ${raw.idempotencyKey.length} characters; at most ${LIMITS.maxIdempotencyKeyLength} are allowed`,
       );
     }
+    if (raw.idempotencyKey.includes('\u0000')) fail(`${path}.idempotencyKey`, 'contains the character U+0000');
     idempotencyKey = raw.idempotencyKey;
   }
   const correlationId =
@@ -311,7 +314,8 @@ export function checkErrorInput(path: string, error: unknown): { code: string; m
     fail(`${path}.code`, 'must be a lower-case code of letters, digits, _ and . (at most 100 characters)');
   }
   if (typeof message !== 'string') fail(`${path}.message`, 'must be a string');
-  return { code, message: message.slice(0, LIMITS.maxErrorMessageLength) };
+  // Handler messages are kept, minus what the store cannot hold (U+0000).
+  return { code, message: message.slice(0, LIMITS.maxErrorMessageLength).replaceAll('\u0000', '\ufffd') };
 }
 
 export interface NormalizedList {

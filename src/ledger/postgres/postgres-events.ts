@@ -4,12 +4,17 @@
  * Reading the outbox in `seq` order without ever skipping an event: a sequence hands out numbers
  * at insert time, not at commit, so a transaction still in flight may hold a lower `seq` than one
  * already committed. Filtering on the event's own transaction id (`tx_id < xmin`) is not enough:
- * the in-flight one may have a *higher* transaction id than the committed one. So the reader proves
- * a horizon instead: it reads the newest visible seq S, then takes a fresh transaction id X. Every
- * transaction that drew a seq <= S had its id before that (ids are taken before seqs: see the
- * migration), so its id is below X. Once the oldest running transaction is at or above X, every
- * event up to S is either visible or never will be, and events up to S can be handed out.
- * Horizons not yet proven are kept and checked again on the next call.
+ * the in-flight one may have a *higher* transaction id than the committed one.
+ *
+ * So the reader hands out a visible event only when no event before it can still appear:
+ * - a run of consecutive seqs right after the cursor is final (seqs are unique), which is the
+ *   common case and costs nothing more;
+ * - to step over a gap (a transaction in flight, or one that rolled back), it proves a horizon: it
+ *   reads the newest visible seq S, then takes a fresh transaction id X. Every transaction that drew
+ *   a seq <= S had its id before that (ids are taken before seqs: see the migration), so a lower one.
+ *   Once the oldest running transaction is at or above X, every event up to S is visible or never
+ *   will be. Until then the reader waits a little, and then returns what it has (possibly nothing);
+ *   horizons not yet proven are kept and checked again on the next call.
  */
 import pg from 'pg';
 import { type EventRow, rowToEvent } from '../rows.js';
@@ -17,8 +22,8 @@ import type { OutboxEvent } from '../types.js';
 import { run } from './postgres-db.js';
 import { EVENT_HORIZON, READ_EVENTS } from './postgres-queries.js';
 
-/** Waits between re-checks of a new horizon while older transactions finish (ms). */
-const HORIZON_WAITS = [1, 2, 5, 10, 20, 40];
+/** Waits between re-checks of a horizon while older transactions finish (ms). */
+const HORIZON_WAITS = [1, 2, 5, 10, 20, 50, 100, 200];
 const MAX_PENDING = 16;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -32,13 +37,6 @@ export class EventReader {
   constructor(private readonly pool: pg.Pool) {}
 
   async read(afterSeq: number, limit: number): Promise<OutboxEvent[]> {
-    if (this.proven <= afterSeq) {
-      const [horizon] = await run<{ max_seq: number; xid: string | null }>(this.pool, EVENT_HORIZON, [
-        afterSeq,
-      ]);
-      if (!horizon || horizon.xid === null) return []; // nothing after afterSeq has committed
-      this.addPending(horizon.max_seq, horizon.xid);
-    }
     for (let attempt = 0; ; attempt++) {
       const rows = await run<EventRow & { upto: number; seq: number | null }>(this.pool, READ_EVENTS, [
         afterSeq,
@@ -48,19 +46,39 @@ export class EventReader {
         this.pending.map((p) => p.xid),
       ]);
       this.prove(rows[0]?.upto ?? 0);
-      const events = rows.filter((row) => row.seq !== null).map(rowToEvent);
-      const waiting = this.pending.some((p) => p.seq > afterSeq);
+      const visible = rows.filter((row) => row.seq !== null);
+      const first = visible[0];
+      if (!first) return []; // nothing after afterSeq has committed
+      const events = this.finalPrefix(visible, afterSeq);
+      if (events.length > 0) return events;
+      // A gap right after the cursor: prove that nothing can still fill it.
+      if (!this.pending.some((p) => p.seq >= Number(first.seq))) await this.takeHorizon(afterSeq);
       const wait = HORIZON_WAITS[attempt];
-      if (events.length > 0 || !waiting || wait === undefined) return events;
+      if (wait === undefined) return [];
       await sleep(wait);
     }
   }
 
-  private addPending(seq: number, xid: string): void {
-    if (seq <= this.proven || this.pending.some((p) => p.seq >= seq)) return;
+  /** The visible rows no earlier event can still join: consecutive from the cursor, or proven. */
+  private finalPrefix(rows: (EventRow & { seq: number | null })[], afterSeq: number): OutboxEvent[] {
+    const out: OutboxEvent[] = [];
+    let next = afterSeq + 1;
+    for (const row of rows) {
+      const seq = Number(row.seq);
+      if (seq !== next && seq > this.proven) break;
+      out.push(rowToEvent(row));
+      next = seq + 1;
+    }
+    return out;
+  }
+
+  private async takeHorizon(afterSeq: number): Promise<void> {
+    const [h] = await run<{ max_seq: number; xid: string | null }>(this.pool, EVENT_HORIZON, [afterSeq]);
+    if (!h || h.xid === null || h.max_seq <= this.proven) return;
+    if (this.pending.some((p) => p.seq >= h.max_seq)) return;
     // When full (a long transaction holds every horizon back), keep the oldest ones and the newest.
     if (this.pending.length >= MAX_PENDING) this.pending.pop();
-    this.pending.push({ seq, xid });
+    this.pending.push({ seq: h.max_seq, xid: h.xid });
   }
 
   private prove(upto: number): void {
@@ -78,12 +96,15 @@ const PING_EVERY_MS = 30_000;
 /**
  * One dedicated connection doing `LISTEN bulkhead_jobs`, opened on the first listener. A dropped
  * connection is reopened with backoff; after a reconnect every queue seen so far is woken, since
- * notifications sent meanwhile are lost. Errors never escape (this must not crash the process).
+ * notifications sent meanwhile are lost. While the connection is not listening (opening, or
+ * reconnecting), this process's own writes wake its listeners directly (`local`). Errors never
+ * escape (this must not crash the process).
  */
 export class WakeListener {
   private readonly listeners = new Set<(queue: string) => void>();
   private readonly seenQueues = new Set<string>();
   private client: pg.Client | undefined;
+  private listening = false;
   private loop: Promise<void> | undefined;
   private closed = false;
   private stopWaiting: (() => void) | undefined;
@@ -96,6 +117,12 @@ export class WakeListener {
     return () => {
       this.listeners.delete(listener);
     };
+  }
+
+  /** This process's own write made these queues runnable: tell listeners now unless LISTEN will. */
+  local(queues: Iterable<string>): void {
+    if (this.listening || this.listeners.size === 0) return;
+    for (const queue of new Set(queues)) this.emit(queue);
   }
 
   async close(): Promise<void> {
@@ -133,6 +160,7 @@ export class WakeListener {
       try {
         await client.connect();
         await client.query(`LISTEN ${WAKE_CHANNEL}`);
+        this.listening = true;
         delay = RECONNECT_MIN_MS;
         if (reconnecting) for (const queue of this.seenQueues) this.emit(queue);
         reconnecting = true;
@@ -146,6 +174,7 @@ export class WakeListener {
       } catch {
         // Could not connect or LISTEN: try again after the backoff.
       } finally {
+        this.listening = false;
         if (ping) clearInterval(ping);
       }
       this.client = undefined;

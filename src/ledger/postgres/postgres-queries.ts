@@ -58,7 +58,8 @@ export const FIND_BY_KEYS: Sql = {
   text: `
 SELECT j.* FROM bulkhead.jobs j
   JOIN unnest($1::text[], $2::text[]) AS k(tenant, idempotency_key)
-    ON j.tenant = k.tenant AND j.idempotency_key = k.idempotency_key`,
+    ON j.tenant = k.tenant AND j.idempotency_key = k.idempotency_key
+ WHERE j.idempotency_key IS NOT NULL`,
 };
 
 /**
@@ -95,7 +96,7 @@ ev AS (
          jsonb_build_object('from', 'queued', 'to', 'leased', 'reason', 'claimed', 'workerId', worker_id,
                             'attempt', attempt, 'fence', fence),
          updated_at
-    FROM leased ORDER BY priority DESC, run_at, id
+    FROM leased
 )
 SELECT * FROM leased`,
 };
@@ -188,7 +189,7 @@ ev AS (
     FROM moved m ORDER BY m.id
 ),
 ${wake('moved')}
-SELECT id, state, updated_at, (SELECT count(*) FROM woken) AS woken FROM moved`,
+SELECT id, state, updated_at, queue, (SELECT count(*) FROM woken) AS woken FROM moved`,
 };
 
 /**
@@ -428,22 +429,10 @@ export const LIST_WORKERS: Sql = {
 };
 
 /**
- * readEvents, step 1: the newest visible seq, and (only when there is something after $1) a fresh
- * transaction id, taken after that seq was read: every transaction that drew a seq up to it had
- * its id before, so a lower one. That id is the horizon: once no transaction below it is running,
- * every event up to that seq is visible or never will be.
- */
-export const EVENT_HORIZON: Sql = {
-  name: 'bulkhead_event_horizon',
-  text: `
-SELECT s.max_seq, CASE WHEN s.max_seq > $1 THEN pg_current_xact_id() END AS xid
-  FROM (SELECT coalesce(max(seq), 0) AS max_seq FROM bulkhead.events OFFSET 0) s`,
-};
-
-/**
- * readEvents, step 2: events after $1 up to the highest proven horizon ($3, or any of the pending
- * horizons $4/$5 whose transaction id is now below the oldest running transaction). Always one row
- * at least, carrying the horizon used (`upto`), with null event columns when there are none.
+ * readEvents: up to $2 visible events after $1, in seq order, with the highest proven horizon
+ * (`upto`): $3, or any pending horizon ($4 seqs, $5 transaction ids) whose transaction id is now at
+ * or below the oldest running transaction. Always one row at least (null event columns when there
+ * are no events). The reader decides which of the events are final (see postgres-events.ts).
  */
 export const READ_EVENTS: Sql = {
   name: 'bulkhead_read_events',
@@ -456,9 +445,22 @@ WITH safe AS (
 SELECT s.upto, e.seq, e.type, e.tenant, e.job_id, e.correlation_id, e.data, e.at
   FROM safe s
   LEFT JOIN LATERAL (
-    SELECT * FROM bulkhead.events WHERE seq > $1 AND seq <= s.upto ORDER BY seq LIMIT $2
+    SELECT * FROM bulkhead.events WHERE seq > $1 ORDER BY seq LIMIT $2
   ) e ON true
  ORDER BY e.seq`,
+};
+
+/**
+ * readEvents, to step over a gap: the newest visible seq, and (when it is past $1) a fresh
+ * transaction id, taken after that seq was read. Every transaction that drew a seq up to it had
+ * its id before, so a lower one: once no transaction below this id is running, every event up to
+ * that seq is visible or never will be.
+ */
+export const EVENT_HORIZON: Sql = {
+  name: 'bulkhead_event_horizon',
+  text: `
+SELECT s.max_seq, CASE WHEN s.max_seq > $1 THEN pg_current_xact_id() END AS xid
+  FROM (SELECT coalesce(max(seq), 0) AS max_seq FROM bulkhead.events OFFSET 0) s`,
 };
 
 export const SERVER_NOW: Sql = { name: 'bulkhead_now', text: `SELECT ${CLOCK_MS} AS now` };

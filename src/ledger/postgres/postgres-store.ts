@@ -46,6 +46,7 @@ import {
   checkWorkerState,
   encodeCursor,
   LIMITS,
+  type NormalizedSubmit,
   normalizeClaim,
   normalizeList,
   normalizeSubmit,
@@ -53,22 +54,13 @@ import {
   toJson,
 } from '../validate.js';
 import { admit } from './postgres-admit.js';
-import {
-  connectionConfig,
-  createPool,
-  redactUrl,
-  run,
-  type Sql,
-  transaction,
-  withRetry,
-} from './postgres-db.js';
+import { connectionConfig, createPool, redactUrl, run, transaction, withRetry } from './postgres-db.js';
 import { EventReader, WakeListener } from './postgres-events.js';
 import { migrate } from './postgres-migrate.js';
 import {
   CLAIM,
   COMPLETE,
   CONFIRM_CANCEL,
-  CURRENT_OF,
   GET_JOB,
   GET_STEP,
   HEARTBEAT,
@@ -85,7 +77,14 @@ import {
   WORKER_HEARTBEAT,
 } from './postgres-queries.js';
 import { PostgresRegistry } from './postgres-registry.js';
-import { applyTransitions, failBatch, reapBatch } from './postgres-transitions.js';
+import {
+  applyTransitions,
+  byJobId,
+  currentOf,
+  failBatch,
+  ownerBatch,
+  reapBatch,
+} from './postgres-transitions.js';
 
 // The transitions written with fixed from/to pairs, checked once against the lifecycle.
 assertTransition('queued', 'leased', 'claimed');
@@ -94,10 +93,6 @@ assertTransition('running', 'succeeded', 'completed');
 assertTransition('leased', 'queued', 'released');
 assertTransition('leased', 'cancelled', 'cancel_requested');
 assertTransition('running', 'cancelled', 'cancel_requested');
-
-type CurrentLease = { state: string; fence: number; leaseExpired: boolean };
-
-const byJobId = (a: Lease, b: Lease) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0);
 
 /** Claim order: highest priority, then the earliest run time, then the oldest id. */
 function claimOrder(a: Job, b: Job): number {
@@ -143,12 +138,18 @@ export class PostgresStore implements Store {
   // ── admission ──────────────────────────────────────────────────────────────────────────────
 
   async submit(input: SubmitInput): Promise<SubmitResult> {
-    const [result] = await admit(this.pool, [normalizeSubmit(input)]);
+    const [result] = await this.admit([normalizeSubmit(input)]);
     return result!;
   }
 
-  submitMany(inputs: SubmitInput[]): Promise<SubmitResult[]> {
-    return admit(this.pool, normalizeSubmitMany(inputs));
+  async submitMany(inputs: SubmitInput[]): Promise<SubmitResult[]> {
+    return this.admit(normalizeSubmitMany(inputs));
+  }
+
+  private async admit(items: NormalizedSubmit[]): Promise<SubmitResult[]> {
+    const results = await admit(this.pool, items);
+    this.wake.local(results.filter((r) => r.created && r.job.state === 'queued').map((r) => r.job.queue));
+    return results;
   }
 
   // ── leases ─────────────────────────────────────────────────────────────────────────────────
@@ -169,12 +170,12 @@ export class PostgresStore implements Store {
     return claimed;
   }
 
-  start(leases: Lease[]): Promise<Outcome<Transitioned>[]> {
+  async start(leases: Lease[]): Promise<Outcome<Transitioned>[]> {
     checkLeases('start', leases);
-    return this.ownerBatch(leases, START, () => [], transitioned);
+    return ownerBatch(this.pool, leases, START, () => [], transitioned);
   }
 
-  heartbeat(items: HeartbeatInput[]): Promise<Outcome<HeartbeatResult>[]> {
+  async heartbeat(items: HeartbeatInput[]): Promise<Outcome<HeartbeatResult>[]> {
     checkLeases('heartbeat', items);
     const progress = new Map(
       items.map((it, i) => [
@@ -184,7 +185,8 @@ export class PostgresStore implements Store {
           : toJson(`heartbeat[${i}].progress`, it.progress, LIMITS.maxProgressBytes),
       ]),
     );
-    return this.ownerBatch(
+    return ownerBatch(
+      this.pool,
       items,
       HEARTBEAT,
       (sorted) => [sorted.map((it) => progress.get(it.jobId) ?? null)],
@@ -195,7 +197,7 @@ export class PostgresStore implements Store {
     );
   }
 
-  complete(items: CompleteInput[]): Promise<Outcome<Transitioned>[]> {
+  async complete(items: CompleteInput[]): Promise<Outcome<Transitioned>[]> {
     checkLeases('complete', items);
     const output = new Map(
       items.map((it, i) => [
@@ -203,7 +205,8 @@ export class PostgresStore implements Store {
         it.output === undefined ? null : toJson(`complete[${i}].output`, it.output, LIMITS.maxOutputBytes),
       ]),
     );
-    return this.ownerBatch(
+    return ownerBatch(
+      this.pool,
       items,
       COMPLETE,
       (sorted) => [sorted.map((it) => output.get(it.jobId) ?? null)],
@@ -226,7 +229,10 @@ export class PostgresStore implements Store {
       transaction(this.pool, (client) => failBatch(client, sorted, inputs)),
     );
     const byId = new Map(moved.map((row) => [row.id, row]));
-    const current = await this.currentOf(items.filter((it) => !byId.has(it.jobId)));
+    const current = await currentOf(
+      this.pool,
+      items.filter((it) => !byId.has(it.jobId)),
+    );
     return items.map((it): Outcome<FailResult> => {
       const row = byId.get(it.jobId);
       if (!row)
@@ -241,14 +247,23 @@ export class PostgresStore implements Store {
     });
   }
 
-  release(leases: Lease[]): Promise<Outcome<Transitioned>[]> {
+  async release(leases: Lease[]): Promise<Outcome<Transitioned>[]> {
     checkLeases('release', leases);
-    return this.ownerBatch(leases, RELEASE, () => [], transitioned);
+    return ownerBatch(
+      this.pool,
+      leases,
+      RELEASE,
+      () => [],
+      (row: { state: string; updated_at: number; queue: string }) => {
+        this.wake.local([row.queue]);
+        return transitioned(row);
+      },
+    );
   }
 
-  confirmCancel(leases: Lease[]): Promise<Outcome<Transitioned>[]> {
+  async confirmCancel(leases: Lease[]): Promise<Outcome<Transitioned>[]> {
     checkLeases('confirmCancel', leases);
-    return this.ownerBatch(leases, CONFIRM_CANCEL, () => [], transitioned);
+    return ownerBatch(this.pool, leases, CONFIRM_CANCEL, () => [], transitioned);
   }
 
   async cancel(jobId: string, options: { tenant?: string } = {}): Promise<Job> {
@@ -283,9 +298,11 @@ export class PostgresStore implements Store {
   /** Batches of expired leases and of jobs past their deadline, each batch one transaction, until none are left. */
   async reap(): Promise<ReapResult> {
     const result: ReapResult = { requeued: 0, dead: 0, cancelled: 0, expired: 0 };
-    while (await withRetry(() => transaction(this.pool, (client) => reapBatch(client, result)))) {
+    const requeued = new Set<string>();
+    while (await withRetry(() => transaction(this.pool, (client) => reapBatch(client, result, requeued)))) {
       // another full batch may be waiting
     }
+    this.wake.local(requeued);
     return result;
   }
 
@@ -335,7 +352,7 @@ export class PostgresStore implements Store {
       ]),
     );
     if (!row || row.owned === 0) {
-      const current = await this.currentOf([input]);
+      const current = await currentOf(this.pool, [input]);
       throw new StaleLeaseError(input.jobId, input.fence, current.get(input.jobId));
     }
     if (row.job_id !== null) return { step: rowToStep(row), created: true };
@@ -393,7 +410,7 @@ export class PostgresStore implements Store {
 
   // ── outbox and wake-ups ────────────────────────────────────────────────────────────────────
 
-  readEvents(afterSeq: number, limit: number): Promise<OutboxEvent[]> {
+  async readEvents(afterSeq: number, limit: number): Promise<OutboxEvent[]> {
     checkInt('readEvents.afterSeq', afterSeq, 0, Number.MAX_SAFE_INTEGER);
     checkInt('readEvents.limit', limit, 1, LIMITS.maxBatch);
     return this.events.read(afterSeq, limit);
@@ -408,54 +425,5 @@ export class PostgresStore implements Store {
     this.closed = true;
     await this.wake.close();
     await this.pool.end();
-  }
-
-  // ── internals ──────────────────────────────────────────────────────────────────────────────
-
-  /**
-   * An owner operation over a batch in one statement (sorted by id, so concurrent batches lock rows
-   * in one order). Items it did not touch get a `StaleLeaseError` saying what the store holds now.
-   */
-  private async ownerBatch<I extends Lease, R extends pg.QueryResultRow, V>(
-    items: I[],
-    sql: Sql,
-    extra: (sorted: I[]) => unknown[],
-    value: (row: R) => V,
-  ): Promise<Outcome<V>[]> {
-    if (items.length === 0) return [];
-    const sorted = [...items].sort(byJobId);
-    const rows = await withRetry(() =>
-      run<R & { id: string }>(this.pool, sql, [
-        sorted.map((i) => i.jobId),
-        sorted.map((i) => i.fence),
-        ...extra(sorted),
-      ]),
-    );
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    const current = await this.currentOf(items.filter((it) => !byId.has(it.jobId)));
-    return items.map((it): Outcome<V> => {
-      const row = byId.get(it.jobId);
-      return row
-        ? { jobId: it.jobId, ok: true, value: value(row) }
-        : {
-            jobId: it.jobId,
-            ok: false,
-            error: new StaleLeaseError(it.jobId, it.fence, current.get(it.jobId)),
-          };
-    });
-  }
-
-  /** What the store holds now for jobs whose write was rejected (absent: no such job). */
-  private async currentOf(items: Lease[]): Promise<Map<string, CurrentLease>> {
-    const current = new Map<string, CurrentLease>();
-    if (items.length === 0) return current;
-    const rows = await run<{ id: string; state: string; fence: number; lease_expired: boolean }>(
-      this.pool,
-      CURRENT_OF,
-      [items.map((it) => it.jobId)],
-    );
-    for (const row of rows)
-      current.set(row.id, { state: row.state, fence: row.fence, leaseExpired: row.lease_expired });
-    return current;
   }
 }

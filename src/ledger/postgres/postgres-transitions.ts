@@ -1,7 +1,9 @@
 /**
- * Transitions decided in code (fail, cancel, reap): the rows are locked first, `src/lifecycle` picks
- * each row's next state, and one statement applies them all with their outbox events. Event data
- * has the same keys as the SQLite adapter's.
+ * Transitions of the PostgreSQL ledger beyond a single statement. Owner batches (start, complete,
+ * release, …) run one statement and explain each rejected item. Transitions decided in code (fail,
+ * cancel, reap): the rows are locked first, `src/lifecycle` picks each row's next state, and one
+ * statement applies them all with their outbox events. Event data has the same keys as the SQLite
+ * adapter's.
  */
 import type pg from 'pg';
 import {
@@ -11,11 +13,18 @@ import {
   type JobState,
   type TransitionReason,
 } from '../../lifecycle/lifecycle.js';
+import { StaleLeaseError } from '../errors.js';
 import type { JobRow } from '../rows.js';
-import type { Lease, ReapResult } from '../types.js';
+import type { Lease, Outcome, ReapResult } from '../types.js';
 import { backoffDelay } from '../validate.js';
-import { run } from './postgres-db.js';
-import { LOCK_EXPIRED_LEASES, LOCK_PAST_DEADLINE, LOCK_RUNNING, TRANSITION } from './postgres-queries.js';
+import { run, type Sql, withRetry } from './postgres-db.js';
+import {
+  CURRENT_OF,
+  LOCK_EXPIRED_LEASES,
+  LOCK_PAST_DEADLINE,
+  LOCK_RUNNING,
+  TRANSITION,
+} from './postgres-queries.js';
 
 /** What the locking statements read about a job (a full `JobRow` has all of it too). */
 export interface LockedJob {
@@ -182,17 +191,74 @@ export const REAP_BATCH = 1000;
 
 /**
  * One reaper transaction: a batch of expired leases, then a batch of jobs past their deadline, each
- * locked with SKIP LOCKED (concurrent reapers never take the same row). Adds to `result`; returns
- * whether a batch was full (more may be waiting).
+ * locked with SKIP LOCKED (concurrent reapers never take the same row). Adds to `result` and to the
+ * queues of `requeued`; returns whether a batch was full (more may be waiting).
  */
-export async function reapBatch(client: pg.PoolClient, result: ReapResult): Promise<boolean> {
+export async function reapBatch(
+  client: pg.PoolClient,
+  result: ReapResult,
+  requeued: Set<string>,
+): Promise<boolean> {
   const expired = await run<LockedJob>(client, LOCK_EXPIRED_LEASES, [REAP_BATCH]);
   for (const row of await applyTransitions(client, expired.map(expiryPlan))) {
-    if (row.state === 'queued') result.requeued++;
-    else if (row.state === 'dead') result.dead++;
+    if (row.state === 'queued') {
+      result.requeued++;
+      requeued.add(row.queue);
+    } else if (row.state === 'dead') result.dead++;
     else result.cancelled++;
   }
   const late = await run<LockedJob>(client, LOCK_PAST_DEADLINE, [REAP_BATCH]);
   result.expired += (await applyTransitions(client, late.map(deadlinePlan))).length;
   return expired.length === REAP_BATCH || late.length === REAP_BATCH;
+}
+
+type CurrentLease = { state: string; fence: number; leaseExpired: boolean };
+
+export const byJobId = (a: Lease, b: Lease) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0);
+
+/**
+ * An owner operation over a batch in one statement (sorted by id, so concurrent batches lock rows
+ * in one order). Items it did not touch get a `StaleLeaseError` saying what the store holds now.
+ */
+export async function ownerBatch<I extends Lease, R extends pg.QueryResultRow, V>(
+  pool: pg.Pool,
+  items: I[],
+  sql: Sql,
+  extra: (sorted: I[]) => unknown[],
+  value: (row: R) => V,
+): Promise<Outcome<V>[]> {
+  if (items.length === 0) return [];
+  const sorted = [...items].sort(byJobId);
+  const rows = await withRetry(() =>
+    run<R & { id: string }>(pool, sql, [
+      sorted.map((i) => i.jobId),
+      sorted.map((i) => i.fence),
+      ...extra(sorted),
+    ]),
+  );
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  const current = await currentOf(
+    pool,
+    items.filter((it) => !byId.has(it.jobId)),
+  );
+  return items.map((it): Outcome<V> => {
+    const row = byId.get(it.jobId);
+    return row
+      ? { jobId: it.jobId, ok: true, value: value(row) }
+      : { jobId: it.jobId, ok: false, error: new StaleLeaseError(it.jobId, it.fence, current.get(it.jobId)) };
+  });
+}
+
+/** What the store holds now for jobs whose write was rejected (absent: no such job). */
+export async function currentOf(pool: pg.Pool, items: Lease[]): Promise<Map<string, CurrentLease>> {
+  const current = new Map<string, CurrentLease>();
+  if (items.length === 0) return current;
+  const rows = await run<{ id: string; state: string; fence: number; lease_expired: boolean }>(
+    pool,
+    CURRENT_OF,
+    [items.map((it) => it.jobId)],
+  );
+  for (const row of rows)
+    current.set(row.id, { state: row.state, fence: row.fence, leaseExpired: row.lease_expired });
+  return current;
 }

@@ -162,7 +162,7 @@ const SQL = {
       RETURNING id`,
   /** A lost worker's leases run out now, so the reaper takes them. */
   expireWorkerLeases: `UPDATE jobs SET lease_expires_at = @now
-      WHERE worker_id = @workerId AND state IN ('leased', 'running') AND lease_expires_at > @now`,
+      WHERE state IN ('leased', 'running') AND lease_expires_at > @now AND worker_id = @workerId`,
   listWorkers: 'SELECT * FROM workers ORDER BY started_at, id',
 
   readEvents: 'SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
