@@ -126,7 +126,8 @@ export function toJson(path: string, value: unknown, maxBytes: number): string {
   }
   if (text === undefined) fail(path, `must be a JSON value, got ${describe(value)}`);
   // PostgreSQL cannot store U+0000 in text or jsonb; refuse it in both dialects alike.
-  if (/(^|[^\\])(\\\\)*\\u0000/.test(text)) fail(path, 'contains the character U+0000, which cannot be stored');
+  if (/(^|[^\\])(\\\\)*\\u0000/.test(text))
+    fail(path, 'contains the character U+0000, which cannot be stored');
   const bytes = Buffer.byteLength(text);
   if (bytes > maxBytes) fail(path, `is ${bytes} bytes as JSON; at most ${maxBytes} are allowed`);
   return text;
@@ -167,7 +168,8 @@ export function normalizeSubmit(raw: SubmitInput, path = 'submit'): NormalizedSu
         `is ${raw.idempotencyKey.length} characters; at most ${LIMITS.maxIdempotencyKeyLength} are allowed`,
       );
     }
-    if (raw.idempotencyKey.includes('\u0000')) fail(`${path}.idempotencyKey`, 'contains the character U+0000');
+    if (raw.idempotencyKey.includes('\u0000'))
+      fail(`${path}.idempotencyKey`, 'contains the character U+0000');
     idempotencyKey = raw.idempotencyKey;
   }
   const correlationId =
