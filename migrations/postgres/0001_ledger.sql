@@ -29,6 +29,7 @@ CREATE TABLE bulkhead.jobs (
   deadline         bigint,
   classification   smallint NOT NULL,         -- 0 public, 1 internal, 2 confidential, 3 restricted
   lease_ms         integer  NOT NULL,
+  lease_length_ms  integer,
   backoff_base_ms  integer  NOT NULL,
   backoff_max_ms   integer  NOT NULL,
   fence            bigint   NOT NULL DEFAULT 0,

@@ -23,7 +23,8 @@ CREATE TABLE jobs (
   run_at           INTEGER NOT NULL,
   deadline         INTEGER,
   classification   INTEGER NOT NULL,         -- 0 public, 1 internal, 2 confidential, 3 restricted
-  lease_ms         INTEGER NOT NULL,
+  lease_ms         INTEGER NOT NULL,         -- the contract's lease length
+  lease_length_ms  INTEGER,                  -- the current lease's length (a claim may override lease_ms)
   backoff_base_ms  INTEGER NOT NULL,
   backoff_max_ms   INTEGER NOT NULL,
   fence            INTEGER NOT NULL DEFAULT 0,

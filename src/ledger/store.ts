@@ -1,7 +1,7 @@
 /**
  * The `Store` port: the durable record of work. Two adapters implement it, SQLite
  * (`sqlite/sqlite-store.ts`, the embedded default) and PostgreSQL (`postgres/postgres-store.ts`), and
- * one conformance suite (`test/ledger/conformance.test.ts`) holds both to the same behaviour.
+ * one conformance suite (`test/ledger/conformance-*.test.ts`) holds both to the same behaviour.
  *
  * Rules every adapter keeps:
  * - Every state change is a conditional write (expected state, and the fence for leased work) that
@@ -75,13 +75,17 @@ export interface Store {
   fail(items: FailInput[]): Promise<Outcome<FailResult>[]>;
   /** `leased -> queued`: hand back work that never started; the attempt is not counted. */
   release(leases: Lease[]): Promise<Outcome<Transitioned>[]>;
-  /** `running|leased -> cancelled` after the owner saw `cancelRequested` and stopped. */
+  /**
+   * `running -> cancelled` after the owner saw `cancelRequested` and stopped. Needs the fence but not
+   * a live lease: stopping is what was asked, and the reaper would cancel the job anyway.
+   */
   confirmCancel(leases: Lease[]): Promise<Outcome<Transitioned>[]>;
 
   /**
-   * Cancel a job. Not yet leased: `-> cancelled` at once. Leased or running: the request is
-   * recorded (`cancelRequested`), the owner learns it on its next heartbeat, and the reaper cancels
-   * it if the owner never answers. Throws `JobNotFoundError` (also for another tenant's job) or
+   * Cancel a job. Not yet running (awaiting approval, queued, blocked, leased): `-> cancelled` at
+   * once; a leased job's fence moves on, so its holder's `start` is refused. Running: the request
+   * is recorded (`cancelRequested`), the owner learns it on its next heartbeat and stops, then calls
+   * `confirmCancel`; the reaper cancels it if the owner never answers. Throws `JobNotFoundError` (also for another tenant's job) or
    * `JobStateConflictError` for a job already terminal.
    */
   cancel(jobId: string, options?: { tenant?: string }): Promise<Job>;

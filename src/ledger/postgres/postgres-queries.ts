@@ -83,7 +83,7 @@ WITH picked AS (
 leased AS (
   UPDATE bulkhead.jobs j
      SET state = 'leased', reason = 'claimed', fence = j.fence + 1, attempt = j.attempt + 1, worker_id = $5,
-         lease_ms = coalesce($6::integer, j.lease_ms),
+         lease_length_ms = coalesce($6::integer, j.lease_ms),
          lease_expires_at = ${NOW_MS} + coalesce($6::integer, j.lease_ms),
          updated_at = ${NOW_MS}
     FROM picked p
@@ -140,7 +140,7 @@ export const HEARTBEAT: Sql = {
   name: 'bulkhead_heartbeat',
   text: `
 UPDATE bulkhead.jobs j
-   SET lease_expires_at = ${NOW_MS} + j.lease_ms, progress = coalesce(i.progress::jsonb, j.progress),
+   SET lease_expires_at = ${NOW_MS} + j.lease_length_ms, progress = coalesce(i.progress::jsonb, j.progress),
        updated_at = ${NOW_MS}
   FROM unnest($1::text[], $2::bigint[], $3::text[]) AS i(id, fence, progress)
  WHERE j.id = i.id AND j.state IN ('leased', 'running') AND ${CURRENT_LEASE}

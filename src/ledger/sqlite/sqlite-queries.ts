@@ -39,7 +39,7 @@ const SQL = {
    * walks `jobs_claim` in its own order (no sort); the tasks filter is a JSON array or NULL.
    */
   claim: `UPDATE jobs SET state = 'leased', reason = 'claimed', fence = fence + 1, attempt = attempt + 1,
-        worker_id = @workerId, lease_ms = coalesce(@leaseMs, lease_ms),
+        worker_id = @workerId, lease_length_ms = coalesce(@leaseMs, lease_ms),
         lease_expires_at = @now + coalesce(@leaseMs, lease_ms), updated_at = @now
       WHERE id IN (
         SELECT id FROM jobs INDEXED BY jobs_claim
@@ -60,7 +60,7 @@ const SQL = {
       RETURNING jobs.id, jobs.state, jobs.updated_at`,
 
   /** Extend a live lease; the reply carries a pending cancel. */
-  heartbeat: `UPDATE jobs SET lease_expires_at = @now + lease_ms, progress = coalesce(@progress, progress),
+  heartbeat: `UPDATE jobs SET lease_expires_at = @now + lease_length_ms, progress = coalesce(@progress, progress),
         updated_at = @now
       WHERE id = @jobId AND state IN ('leased', 'running') AND fence = @fence AND lease_expires_at > @now
       RETURNING lease_expires_at, cancel_requested`,
