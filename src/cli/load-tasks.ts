@@ -21,7 +21,10 @@ export async function loadTasks(modulePath: string): Promise<TaskDefinition[]> {
     if (isTaskDefinition(value)) found.push(value);
     else if (name === 'default' && Array.isArray(value)) found.push(...value.filter(isTaskDefinition));
   }
-  const unique = [...new Map(found.map((t) => [t.name, t])).values()];
+  // Isolated runtimes re-import the module on their side.
+  const unique = [
+    ...new Map(found.map((t) => [t.name, { ...t, module: t.module ?? pathToFileURL(file).href }])).values(),
+  ];
   if (unique.length === 0) {
     throw new UsageError(`--tasks: ${file} exports no task definitions (export the results of defineTask)`);
   }

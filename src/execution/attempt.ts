@@ -9,6 +9,8 @@
  *     lease lost      -> commit nothing              ('lost')
  *     worker stopping -> commit nothing; the lease runs out and the reaper requeues ('aborted')
  *
+ *     deadline passed -> commit nothing; the reaper records `expired`  ('aborted')
+ *
  * Every commit names the attempt's fence; the store refuses it once the lease is gone.
  */
 import type { Logger } from 'pino';
@@ -16,13 +18,14 @@ import { InvalidArgumentError, StaleLeaseError } from '../ledger/errors.js';
 import type { Store } from '../ledger/store.js';
 import type { FailInput, Job } from '../ledger/types.js';
 import { LIMITS, toJson } from '../ledger/validate.js';
+import type { AttemptOps, Runtime } from './runtimes/runtime.js';
 import type { TaskContext, TaskDefinition } from './task.js';
 import type { Worker } from './worker.js';
 
 export type AttemptOutcome = 'succeeded' | 'failed' | 'cancelled' | 'lost' | 'aborted';
 
 /** Why an attempt's signal was aborted; `signal.reason` is an Error with one of these messages. */
-export type AbortCause = 'cancelled' | 'timeout' | 'lease_lost' | 'shutdown';
+export type AbortCause = 'cancelled' | 'timeout' | 'deadline' | 'lease_lost' | 'shutdown';
 
 const abortError = (cause: AbortCause) => {
   const e = new Error(cause);
@@ -38,10 +41,13 @@ export async function runAttempt(args: {
   store: Store;
   job: Job;
   task: TaskDefinition | undefined;
+  runtime: Runtime;
+  /** `performance.now()` when the claim that leased this job was sent. */
+  leaseStart: number;
   abort: AbortController;
   log: Logger;
 }): Promise<AttemptOutcome> {
-  const { worker, store, job, task, abort } = args;
+  const { worker, store, job, task, runtime, abort } = args;
   const lease = { jobId: job.id, fence: job.fence };
   const log = args.log.child({ jobId: job.id, task: job.task, attempt: job.attempt });
 
@@ -66,18 +72,29 @@ export async function runAttempt(args: {
     return fail({ code: 'invalid_input', message: (err as Error).message }, false);
   }
 
-  // Keep the lease alive; a refused heartbeat means another owner may hold the job now.
+  // Keep the lease alive; a refused heartbeat means another owner may hold the job now. If no
+  // renewal lands before the lease would end (store down, event loop blocked), stop: the store will
+  // refuse this attempt's commits from then on anyway.
+  // Measured on this process's monotonic clock from when the request was sent: never later than
+  // the store's own deadline, whatever the two wall clocks say.
+  let leaseEndsAt = args.leaseStart + job.leaseMs;
   const beat = async (progress?: unknown): Promise<void> => {
+    const sentAt = performance.now();
     const item = progress === undefined ? lease : { ...lease, progress };
     const o = await worker.heartbeats.push(item);
     if (!o.ok) {
       abort.abort(abortError('lease_lost'));
       throw o.error;
     }
+    leaseEndsAt = sentAt + job.leaseMs;
     if (o.value.cancelRequested) abort.abort(abortError('cancelled'));
   };
   const heartbeatTimer = setInterval(
     () => {
+      if (performance.now() >= leaseEndsAt) {
+        abort.abort(abortError('lease_lost'));
+        return;
+      }
       beat().catch((err: unknown) => {
         if (!(err instanceof StaleLeaseError))
           log.warn({ err: (err as Error).message }, 'heartbeat failed; retrying');
@@ -85,8 +102,34 @@ export async function runAttempt(args: {
     },
     Math.max(5, Math.floor(job.leaseMs / 3)),
   );
-  const timeoutTimer = setTimeout(() => abort.abort(abortError('timeout')), task.timeoutMs);
+  // The attempt's time limit, or the job's deadline if that comes first.
+  const untilDeadline = job.deadline === undefined ? Number.POSITIVE_INFINITY : job.deadline - Date.now();
+  const timeoutTimer = setTimeout(
+    () => abort.abort(abortError(untilDeadline < task.timeoutMs ? 'deadline' : 'timeout')),
+    Math.max(0, Math.min(task.timeoutMs, untilDeadline)),
+  );
 
+  const ops: AttemptOps = {
+    async getStep(key) {
+      const done = await store.getStep(job.id, key);
+      return done ? { found: true, result: done.result } : { found: false };
+    },
+    async putStep(key, result) {
+      if (abort.signal.aborted) throw abort.signal.reason;
+      try {
+        const { step } = await store.putStep({
+          ...lease,
+          stepKey: key,
+          result: result === undefined ? null : result,
+        });
+        return step.result;
+      } catch (err) {
+        if (err instanceof StaleLeaseError) abort.abort(abortError('lease_lost'));
+        throw err;
+      }
+    },
+    heartbeat: beat,
+  };
   const ctx: TaskContext = {
     jobId: job.id,
     tenant: job.tenant,
@@ -97,23 +140,19 @@ export async function runAttempt(args: {
     logger: log,
     heartbeat: beat,
     idempotencyKey: (stepKey) => `${job.id}:${stepKey}`,
-    async step(key, fn) {
-      const done = await store.getStep(job.id, key);
-      if (done) return done.result as Awaited<ReturnType<typeof fn>>;
+    async step<T>(key: string, fn: () => T | Promise<T>): Promise<T> {
+      const got = await ops.getStep(key);
+      if (got.found) return got.result as T;
       if (abort.signal.aborted) throw abort.signal.reason;
-      const result = await fn();
-      try {
-        const { step } = await store.putStep({
-          ...lease,
-          stepKey: key,
-          result: result === undefined ? null : result,
-        });
-        return step.result as Awaited<ReturnType<typeof fn>>;
-      } catch (err) {
-        if (err instanceof StaleLeaseError) abort.abort(abortError('lease_lost'));
-        throw err;
-      }
+      return (await ops.putStep(key, await fn())) as T;
     },
+  };
+  const meta = {
+    jobId: job.id,
+    tenant: job.tenant,
+    correlationId: job.correlationId,
+    attempt: job.attempt,
+    fence: job.fence,
   };
 
   let output: unknown;
@@ -123,7 +162,7 @@ export async function runAttempt(args: {
     // An inline handler that ignores its signal cannot be stopped; racing the abort lets the
     // attempt be recorded truthfully anyway (the process and thread runtimes can kill it).
     output = await Promise.race([
-      Promise.resolve().then(() => task.run(input, ctx)),
+      runtime.run({ task, input, meta, ops, ctx, signal: abort.signal, logger: log }),
       new Promise<never>((_, reject) => {
         if (abort.signal.aborted) reject(abort.signal.reason);
         abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true });

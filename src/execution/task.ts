@@ -45,6 +45,14 @@ export interface TaskDefinition<I = unknown, O = unknown> {
   maxAttempts: number;
   backoff: BackoffPolicy;
   classification: Classification;
+  /** `none`: the `process` runtime runs it with no network, or the worker refuses it. */
+  egress: 'any' | 'none';
+  /** Heap limit of a `thread` or `process` runner, in MB. */
+  memoryLimitMb: number;
+  /** How long an aborted handler may take to stop before its thread or process is killed. */
+  killGraceMs: number;
+  /** The module that exports this task (a file URL or path): `thread` and `process` runners import it. */
+  module?: string;
 }
 
 /** Throw from a handler to fail the job without retrying. */

@@ -9,7 +9,7 @@
  * backoff, and resumes claiming by itself.
  */
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
 import { StaleLeaseError } from '../ledger/errors.js';
 import type { Store } from '../ledger/store.js';
@@ -27,7 +27,10 @@ import type {
 } from '../ledger/types.js';
 import { runAttempt } from './attempt.js';
 import { Batcher } from './batcher.js';
-import type { TaskDefinition } from './task.js';
+import { canEnforceNoEgress, createProcessRuntime } from './runtimes/process-runtime.js';
+import { inlineRuntime, type Runtime } from './runtimes/runtime.js';
+import { createThreadRuntime } from './runtimes/thread-runtime.js';
+import type { RuntimeName, TaskDefinition } from './task.js';
 
 export const WORKER_PROTOCOL_VERSION = 1;
 
@@ -89,6 +92,9 @@ export class Worker {
   private loop: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly running = new Set<Promise<void>>();
+  private readonly runtimes: Record<RuntimeName, Runtime>;
+  /** Tasks this worker refuses to claim (an `egress: 'none'` it cannot enforce), with why. */
+  readonly refused = new Map<string, string>();
 
   readonly starts: Batcher<Lease, Transitioned>;
   readonly heartbeats: Batcher<HeartbeatInput, HeartbeatResult>;
@@ -117,6 +123,22 @@ export class Worker {
       reapIntervalMs: options.reapIntervalMs ?? 1000,
       livenessIntervalMs: options.livenessIntervalMs ?? 2000,
       lostAfterMs: options.lostAfterMs ?? 15_000,
+    };
+    for (const t of this.tasks.values()) {
+      if (t.egress !== 'none') continue;
+      if (t.runtime !== 'process') {
+        throw new TypeError(
+          `worker: task '${t.name}' has egress 'none', which only the process runtime can enforce (it uses '${t.runtime}')`,
+        );
+      }
+      const check = canEnforceNoEgress();
+      if (!check.enforced) this.refused.set(t.name, `egress 'none' cannot be enforced here: ${check.why}`);
+    }
+    const cores = availableParallelism();
+    this.runtimes = {
+      inline: inlineRuntime,
+      thread: createThreadRuntime(Math.max(1, Math.min(this.concurrency, cores))),
+      process: createProcessRuntime(this.concurrency),
     };
     this.starts = new Batcher((items) => this.store.start(items));
     this.heartbeats = new Batcher((items) => this.store.heartbeat(items));
@@ -200,6 +222,7 @@ export class Worker {
     }
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    await Promise.all(Object.values(this.runtimes).map((r) => r.close()));
     this.unsubscribe?.();
     this.state = 'stopped';
     this.log.info(this.counts, 'worker stopped');
@@ -269,11 +292,13 @@ export class Worker {
 
   private async claimLoop(): Promise<void> {
     let backoff = 100;
-    const names = [...this.tasks.keys()];
+    // Refused tasks are never claimed: they stay queued for a worker that can run them safely.
+    const names = [...this.tasks.keys()].filter((n) => !this.refused.has(n));
     while (this.state === 'running') {
       const free = this.concurrency - this.inFlight.size;
       if (free > 0) {
         let jobs: Job[];
+        const claimSentAt = performance.now();
         try {
           jobs = await this.store.claim({
             workerId: this.id,
@@ -291,7 +316,7 @@ export class Worker {
           continue;
         }
         if (jobs.length > 0) {
-          for (const job of jobs) this.launch(job);
+          for (const job of jobs) this.launch(job, claimSentAt);
           continue;
         }
       }
@@ -299,11 +324,21 @@ export class Worker {
     }
   }
 
-  private launch(job: Job): void {
+  private launch(job: Job, leaseStart: number): void {
     const task = this.tasks.get(job.task);
     const ac = new AbortController();
     this.inFlight.set(job.id, ac);
-    const p = runAttempt({ worker: this, store: this.store, job, task, abort: ac, log: this.log })
+    const runtime = this.runtimes[task?.runtime ?? 'inline'];
+    const p = runAttempt({
+      worker: this,
+      store: this.store,
+      job,
+      task,
+      runtime,
+      leaseStart,
+      abort: ac,
+      log: this.log,
+    })
       .then((outcome) => {
         if (outcome === 'succeeded') this.counts.completed++;
         else if (outcome === 'failed') this.counts.failed++;

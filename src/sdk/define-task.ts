@@ -28,6 +28,14 @@ export interface TaskOptions<S extends z.ZodType, O> {
   backoff?: Partial<BackoffPolicy>;
   /** @default 'internal' */
   classification?: Classification;
+  /** `none` runs it without network (process runtime only; refused where it cannot be enforced). @default 'any' */
+  egress?: 'any' | 'none';
+  /** Heap limit of a thread or process runner, MB. @default 512 */
+  memoryLimitMb?: number;
+  /** Time an aborted handler gets to stop before its thread or process is killed. @default 5000 */
+  killGraceMs?: number;
+  /** The defining module, `import.meta.url`, for thread and process runtimes (set by `--tasks` loading). */
+  module?: string;
 }
 
 export function defineTask<S extends z.ZodType, O>(
@@ -69,5 +77,9 @@ export function defineTask<S extends z.ZodType, O>(
     maxAttempts: options.maxAttempts ?? 3,
     backoff: { baseMs: options.backoff?.baseMs ?? 1000, maxMs: options.backoff?.maxMs ?? 300_000 },
     classification: options.classification ?? 'internal',
+    egress: options.egress ?? 'any',
+    memoryLimitMb: options.memoryLimitMb ?? 512,
+    killGraceMs: options.killGraceMs ?? 5000,
+    ...(options.module !== undefined && { module: options.module }),
   };
 }

@@ -1,0 +1,57 @@
+/**
+ * Runtimes run a handler for one attempt. The handler code is the same for all three; the runtime
+ * only changes isolation:
+ * - `inline`: the worker's own event loop (tiny tasks; a hang can only be abandoned, not killed);
+ * - `thread`: a pool of worker threads (CPU-bound bursts; killed with `terminate()`);
+ * - `process`: a pool of child processes with a clean environment, a memory limit, optionally no
+ *   network (`egress: 'none'`), killed with SIGKILL.
+ * A crash, OOM or hang of a thread or process fails that attempt and never takes the worker down.
+ */
+import type { Logger } from 'pino';
+import type { TaskContext, TaskDefinition } from '../task.js';
+import type { AttemptMeta } from './protocol.js';
+
+/** The ledger operations of one attempt, done by the worker under the attempt's fence. */
+export interface AttemptOps {
+  getStep(key: string): Promise<{ found: boolean; result?: unknown }>;
+  /** Commits once; returns the committed result (an earlier commit's, if there was one). */
+  putStep(key: string, result: unknown): Promise<unknown>;
+  heartbeat(progress?: unknown): Promise<void>;
+}
+
+export interface RunRequest {
+  task: TaskDefinition;
+  input: unknown;
+  meta: AttemptMeta;
+  ops: AttemptOps;
+  /** The context an inline handler gets; isolated runtimes build their own from `ops`. */
+  ctx: TaskContext;
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+export interface Runtime {
+  readonly name: 'inline' | 'thread' | 'process';
+  /** Resolves with the handler's output; rejects with its error, or a `RuntimeCrashedError`. */
+  run(request: RunRequest): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** The thread or process running a handler died (crash, OOM, kill) before it answered. */
+export class RuntimeCrashedError extends Error {
+  readonly retryable = true;
+  constructor(
+    /** `out_of_memory`, `runtime_crashed` or `runtime_killed`. */
+    readonly code: 'out_of_memory' | 'runtime_crashed' | 'runtime_killed',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RuntimeCrashedError';
+  }
+}
+
+export const inlineRuntime: Runtime = {
+  name: 'inline',
+  run: ({ task, input, ctx }) => Promise.resolve().then(() => task.run(input, ctx)),
+  close: async () => undefined,
+};
