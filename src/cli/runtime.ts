@@ -10,7 +10,7 @@ import type { HealthSection } from '../api/health-routes.js';
 import { buildApi } from '../api/server.js';
 import { authenticate, createApiKey } from '../control/api-keys.js';
 import type { TaskDefinition } from '../execution/task.js';
-import { createWorker, type Worker } from '../execution/worker.js';
+import { createWorker, type Worker, type WorkerOptions } from '../execution/worker.js';
 import type { Store } from '../ledger/store.js';
 
 export const VERSION = '0.1.0';
@@ -101,8 +101,13 @@ export async function startWorker(options: {
   concurrency: number;
   logger: Logger;
   queues?: string[];
+  tuning?: Pick<
+    WorkerOptions,
+    'pollIntervalMs' | 'reapIntervalMs' | 'lostAfterMs' | 'livenessIntervalMs' | 'workerId'
+  >;
 }): Promise<Worker> {
   const worker = createWorker({
+    ...options.tuning,
     store: options.store,
     tasks: options.tasks,
     concurrency: options.concurrency,

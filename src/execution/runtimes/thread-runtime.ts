@@ -2,8 +2,8 @@
 import { Worker as Thread } from 'node:worker_threads';
 import type { TaskDefinition } from '../task.js';
 import { type Channel, IsolatedPool, RUNNER_PATH } from './isolated-pool.js';
-import type { FromRunner } from './protocol.js';
 import { cleanEnv } from './process-runtime.js';
+import type { FromRunner } from './protocol.js';
 import { RuntimeCrashedError } from './runtime.js';
 
 function spawnThread(task: TaskDefinition): Channel {
