@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { type BulkheadClient, createClient, type JobView, TERMINAL } from '../sdk/client.js';
+import { type BulkheadClient, createClient, type JobView } from '../sdk/client.js';
 import { UsageError } from './load-tasks.js';
 import { EXIT, Progress, printJson, printTable } from './output.js';
 import { intOption } from './server-commands.js';
