@@ -4,7 +4,7 @@
  * - `demo.thumbnail` renders a synthetic image and downsamples it (CPU-heavy, two durable steps).
  * - `demo.summarize` picks the most representative sentences of a text.
  * - `demo.flaky` calls an "upstream" that fails its first attempts; the committed step before the
- *   call is not re-run on the retries.
+ *   call is not re-run on the retries; when it fails for good, its compensation undoes that step.
  * - `demo.echo` returns its input.
  *
  * In your own project, import from 'bulkhead' instead of the relative path.
@@ -87,6 +87,12 @@ export const flaky = defineTask({
       succeededOnAttempt: ctx.attempt,
       idempotencyKey: ctx.idempotencyKey('upstream-call'),
     };
+  },
+  // When the job ends dead (or cancelled, expired) after `prepare` committed, this runs as its own
+  // job (kind `compensation`, parentId = the failed job) with the committed step results.
+  compensate(_input, ctx, committedSteps) {
+    ctx.logger.info({ undo: Object.keys(committedSteps) }, 'undoing committed steps');
+    return { undone: Object.keys(committedSteps) };
   },
 });
 

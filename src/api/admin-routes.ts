@@ -8,12 +8,12 @@ import { createApiKey, type Principal } from '../control/api-keys.js';
 import type { ApiKeyRecord, Role, Tenant } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
 import { principalOf, ROLE_SETS } from './auth.js';
-import { HttpProblem } from './problem.js';
+import { HttpProblem, problemResponses } from './problem.js';
 import { NAME_PATTERN } from './resources.js';
 
 export const SYSTEM_TENANT = 'default';
 
-const problems = { '4XX': { $ref: 'Problem#' }, '5XX': { $ref: 'Problem#' } };
+const problems = problemResponses;
 const iso = (ms: number) => new Date(ms).toISOString();
 const tenantResource = (t: Tenant) => ({ name: t.name, createdAt: iso(t.createdAt) });
 const keyResource = (k: ApiKeyRecord) => ({

@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Store } from '../ledger/store.js';
 import { ROLE_SETS } from './auth.js';
+import { problemResponses } from './problem.js';
 
 export interface HealthSection {
   status: 'ok' | 'degraded' | 'down';
@@ -40,7 +41,7 @@ export function registerHealthRoutes(
         response: {
           200: { $ref: 'Health#' },
           503: { $ref: 'Health#' },
-          '4XX': { $ref: 'Problem#' },
+          ...problemResponses,
         },
       },
     },

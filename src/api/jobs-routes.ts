@@ -8,10 +8,10 @@ import type { Store } from '../ledger/store.js';
 import type { Job } from '../ledger/types.js';
 import { isTerminal, JOB_STATES, type JobState } from '../lifecycle/lifecycle.js';
 import { principalOf, ROLE_SETS } from './auth.js';
-import { HttpProblem } from './problem.js';
+import { HttpProblem, problemResponses } from './problem.js';
 import { NAME_PATTERN, toJobResource } from './resources.js';
 
-const problems = { '4XX': { $ref: 'Problem#' }, '5XX': { $ref: 'Problem#' } };
+const problems = problemResponses;
 const idParams = {
   type: 'object',
   required: ['id'],

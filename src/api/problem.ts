@@ -40,6 +40,7 @@ const CODE_STATUS: Record<string, number> = {
 const FASTIFY_CODES: Record<string, [number, string]> = {
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'payload_too_large'],
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type'],
+  FST_ERR_MAX_PARAM_LENGTH: [414, 'uri_too_long'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_content_length'],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'malformed_json'],
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'malformed_json'],
@@ -56,6 +57,7 @@ const TITLES: Record<number, string> = {
   408: 'Request Timeout',
   409: 'Conflict',
   413: 'Content Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
@@ -99,7 +101,13 @@ export function toProblem(err: unknown): { problem: HttpProblem; unexpected: boo
     };
   }
   const mapped = fe?.code ? FASTIFY_CODES[fe.code] : undefined;
-  if (mapped) return { problem: new HttpProblem(mapped[0], mapped[1], fe.message), unexpected: false };
+  if (mapped) {
+    const detail =
+      mapped[1] === 'unsupported_media_type'
+        ? `unsupported content type; send the body as application/json (${fe.message})`
+        : fe.message;
+    return { problem: new HttpProblem(mapped[0], mapped[1], detail), unexpected: false };
+  }
   if (fe && typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return { problem: new HttpProblem(fe.statusCode, 'bad_request', fe.message), unexpected: false };
   }
@@ -131,6 +139,18 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, err: u
   for (const [k, v] of Object.entries(problem.headers)) reply.header(k, v);
   return reply.code(problem.status).type('application/problem+json').send(renderProblem(problem, request));
 }
+
+/** Error responses for route schemas: problem+json, documented with its own media type. */
+export const problemResponses = {
+  '4XX': {
+    description: 'the request was refused (RFC 9457 problem details)',
+    content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } },
+  },
+  '5XX': {
+    description: 'the server failed (RFC 9457 problem details)',
+    content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } },
+  },
+} as const;
 
 /** The problem+json schema, for route documentation. */
 export const problemSchema = {

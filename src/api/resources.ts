@@ -11,6 +11,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 export interface JobResource {
   id: string;
+  kind: string;
   task: string;
   taskVersion: number;
   tenant: string;
@@ -38,6 +39,7 @@ export interface JobResource {
 export function toJobResource(job: Job): JobResource {
   const r: JobResource = {
     id: job.id,
+    kind: job.kind,
     task: job.task,
     taskVersion: job.taskVersion,
     tenant: job.tenant,
@@ -71,6 +73,11 @@ export const jobSchema = {
   type: 'object',
   properties: {
     id: { type: 'string' },
+    kind: {
+      type: 'string',
+      enum: ['run', 'compensation'],
+      description: 'compensation: undoes its parent job',
+    },
     task: { type: 'string' },
     taskVersion: { type: 'integer' },
     tenant: { type: 'string' },
@@ -100,6 +107,7 @@ export const jobSchema = {
   },
   required: [
     'id',
+    'kind',
     'task',
     'taskVersion',
     'tenant',

@@ -34,6 +34,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     requestTimeout: options.requestTimeoutMs ?? 90_000,
     logController: new LogController({ disableRequestLogging: true }),
+    // Errors Fastify raises before routing (a bad URL, an over-long parameter) are problem+json too.
+    frameworkErrors: (err, request, reply) => sendProblem(reply, request, err),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
   }) as unknown as FastifyInstance;
 
@@ -62,6 +64,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   }
 
   app.setErrorHandler((err, request, reply) => sendProblem(reply, request, err));
+  // JSON only: a text/plain body is a 415, not a string to validate.
+  app.removeContentTypeParser('text/plain');
   app.setNotFoundHandler((request, reply) =>
     sendProblem(
       reply,

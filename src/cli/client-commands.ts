@@ -22,6 +22,9 @@ function client(cmd: Command): BulkheadClient {
   if (!apiKey && existsSync('.bulkhead/admin-key'))
     apiKey = readFileSync('.bulkhead/admin-key', 'utf8').trim();
   const url = g.url ?? process.env.BULKHEAD_URL;
+  if (url !== undefined && !/^https?:\/\/[^/\s]+/.test(url)) {
+    throw new UsageError(`--url / BULKHEAD_URL '${url}' is not an http(s) URL (e.g. http://127.0.0.1:8080)`);
+  }
   return createClient({ ...(url && { url }), ...(apiKey && { apiKey }) });
 }
 

@@ -9,6 +9,8 @@ import { SYSTEM_TENANT } from '../api/admin-routes.js';
 import type { HealthSection } from '../api/health-routes.js';
 import { buildApi } from '../api/server.js';
 import { authenticate, createApiKey } from '../control/api-keys.js';
+import { COMPENSATION_CONSUMER, compensationHandler } from '../events/compensation.js';
+import { OutboxConsumer } from '../events/consumer.js';
 import type { TaskDefinition } from '../execution/task.js';
 import { createWorker, type Worker, type WorkerOptions } from '../execution/worker.js';
 import type { Store } from '../ledger/store.js';
@@ -95,6 +97,13 @@ export async function startControl(options: {
   return { app, url, close: () => app.close() };
 }
 
+export interface WorkerProcess {
+  worker: Worker;
+  /** Drain the worker (up to `graceMs`) and stop its outbox consumers. */
+  stop(graceMs: number): Promise<void>;
+}
+
+/** A worker and the outbox consumers every worker runs (compensation); all share their cursors. */
 export async function startWorker(options: {
   store: Store;
   tasks: TaskDefinition[];
@@ -105,7 +114,7 @@ export async function startWorker(options: {
     WorkerOptions,
     'pollIntervalMs' | 'reapIntervalMs' | 'lostAfterMs' | 'livenessIntervalMs' | 'workerId'
   >;
-}): Promise<Worker> {
+}): Promise<WorkerProcess> {
   const worker = createWorker({
     ...options.tuning,
     store: options.store,
@@ -116,7 +125,21 @@ export async function startWorker(options: {
     ...(options.queues && { queues: options.queues }),
   });
   await worker.start();
-  return worker;
+  const compensation = new OutboxConsumer({
+    store: options.store,
+    name: COMPENSATION_CONSUMER,
+    handle: compensationHandler(options.store),
+    logger: options.logger.child({ plane: 'events' }),
+    pollMs: options.tuning?.pollIntervalMs ?? 1000,
+  });
+  compensation.start();
+  return {
+    worker,
+    async stop(graceMs) {
+      await worker.stop({ graceMs });
+      await compensation.stop();
+    },
+  };
 }
 
 export function workerHealth(worker: Worker): () => HealthSection {

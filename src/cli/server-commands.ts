@@ -68,7 +68,12 @@ export function registerServerCommands(program: Command): void {
         const store = await openStore(resolve(dataDir, 'ledger.db'));
         const keyFile = resolve(dataDir, 'admin-key');
         const admin = await embeddedAdminKey(store, keyFile);
-        const worker = await startWorker({ store, tasks, concurrency: opts.concurrency, logger: log });
+        const { worker, stop: stopWorker } = await startWorker({
+          store,
+          tasks,
+          concurrency: opts.concurrency,
+          logger: log,
+        });
         const control = await startControl({
           store,
           port: opts.port,
@@ -85,12 +90,14 @@ export function registerServerCommands(program: Command): void {
             : `  admin key: in ${keyFile}`,
           `  try:     BULKHEAD_URL=${control.url} BULKHEAD_API_KEY=$(cat ${keyFile}) bulkhead submit ${tasks[0]?.name ?? 'TASK'} --input '{}' --wait`,
         ];
-        process.stdout.write(`${lines.join('\n')}\n`);
-        await untilSignal(log, async () => {
+        // Signal handlers first, then the ready line: a signal right after it must drain, not kill.
+        const stopped = untilSignal(log, async () => {
           await control.close();
-          await worker.stop({ graceMs: 10_000 });
+          await stopWorker(10_000);
           await store.close();
         });
+        process.stdout.write(`${lines.join('\n')}\n`);
+        await stopped;
       },
     );
 
@@ -140,11 +147,13 @@ export function registerServerCommands(program: Command): void {
       const log = logger();
       const store = await openStore(storeOption(opts.store));
       const control = await startControl({ store, port: opts.port, host: opts.host, logger: log });
-      process.stdout.write(`Bulkhead control plane listening at ${control.url}\n`);
-      await untilSignal(log, async () => {
+      // Signal handlers first, then the ready line: a signal right after it must drain, not kill.
+      const stopped = untilSignal(log, async () => {
         await control.close();
         await store.close();
       });
+      process.stdout.write(`Bulkhead control plane listening at ${control.url}\n`);
+      await stopped;
     });
 
   program
@@ -171,18 +180,20 @@ export function registerServerCommands(program: Command): void {
         const log = logger();
         const tasks = await loadTasks(opts.tasks);
         const store = await openStore(storeOption(opts.store));
-        const worker = await startWorker({
+        const { worker, stop: stopWorker } = await startWorker({
           store,
           tasks,
           concurrency: opts.concurrency,
           logger: log,
           ...(opts.queues && { queues: opts.queues.split(',').map((q) => q.trim()) }),
         });
-        process.stdout.write(`Bulkhead worker ${worker.id} running ${tasks.map((t) => t.name).join(', ')}\n`);
-        await untilSignal(log, async () => {
-          await worker.stop({ graceMs: opts.graceMs });
+        // Signal handlers first, then the ready line: a signal right after it must drain, not kill.
+        const stopped = untilSignal(log, async () => {
+          await stopWorker(opts.graceMs);
           await store.close();
         });
+        process.stdout.write(`Bulkhead worker ${worker.id} running ${tasks.map((t) => t.name).join(', ')}\n`);
+        await stopped;
       },
     );
 }

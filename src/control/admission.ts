@@ -36,13 +36,16 @@ export class Admission {
 
   async submit(principal: Principal, submissions: Submission[]): Promise<SubmitResult[]> {
     const inputs: SubmitInput[] = [];
-    for (const s of submissions) inputs.push(await this.prepare(principal, s));
+    for (const [i, s] of submissions.entries()) {
+      inputs.push(await this.prepare(principal, s, submissions.length > 1 ? `/jobs/${i}/input` : ''));
+    }
     return inputs.length === 1
       ? [await this.store.submit(inputs[0] as SubmitInput)]
       : this.store.submitMany(inputs);
   }
 
-  private async prepare(principal: Principal, s: Submission): Promise<SubmitInput> {
+  /** `where` prefixes the paths of input errors (the item of a batch). */
+  private async prepare(principal: Principal, s: Submission, where: string): Promise<SubmitInput> {
     const type = await this.store.registry.getTaskType(s.task, s.taskVersion);
     if (!type) {
       const known = (await this.store.registry.listTaskTypes()).map((t) => `${t.name}@${t.version}`);
@@ -53,7 +56,10 @@ export class Admission {
     if (!validate(input)) {
       throw new InvalidInputError(
         s.task,
-        (validate.errors ?? []).map((e) => ({ path: e.instancePath, message: e.message ?? 'is invalid' })),
+        (validate.errors ?? []).map((e) => ({
+          path: where + e.instancePath,
+          message: e.message ?? 'is invalid',
+        })),
       );
     }
     const out: SubmitInput = {

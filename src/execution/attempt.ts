@@ -16,11 +16,29 @@
 import type { Logger } from 'pino';
 import { InvalidArgumentError, StaleLeaseError } from '../ledger/errors.js';
 import type { Store } from '../ledger/store.js';
-import type { FailInput, Job } from '../ledger/types.js';
+import type {
+  CompleteInput,
+  FailInput,
+  FailResult,
+  HeartbeatInput,
+  HeartbeatResult,
+  Job,
+  Lease,
+  Transitioned,
+} from '../ledger/types.js';
 import { LIMITS, toJson } from '../ledger/validate.js';
+import type { Batcher } from './batcher.js';
 import type { AttemptOps, Runtime } from './runtimes/runtime.js';
 import type { TaskContext, TaskDefinition } from './task.js';
-import type { Worker } from './worker.js';
+
+/** The worker's batched store writes an attempt uses (see Batcher). */
+export interface AttemptWriters {
+  starts: Batcher<Lease, Transitioned>;
+  heartbeats: Batcher<HeartbeatInput, HeartbeatResult>;
+  completions: Batcher<CompleteInput, Transitioned>;
+  failures: Batcher<FailInput, FailResult>;
+  cancels: Batcher<Lease, Transitioned>;
+}
 
 export type AttemptOutcome = 'succeeded' | 'failed' | 'cancelled' | 'lost' | 'aborted';
 
@@ -37,7 +55,7 @@ const causeOf = (signal: AbortSignal): AbortCause | undefined =>
   signal.aborted ? ((signal.reason as Error | undefined)?.message as AbortCause) : undefined;
 
 export async function runAttempt(args: {
-  worker: Worker;
+  worker: AttemptWriters;
   store: Store;
   job: Job;
   task: TaskDefinition | undefined;
@@ -147,6 +165,12 @@ export async function runAttempt(args: {
       return (await ops.putStep(key, await fn())) as T;
     },
   };
+  // A compensation job undoes its parent's committed steps.
+  const mode = job.kind === 'compensation' ? 'compensate' : 'run';
+  const committedSteps: Record<string, unknown> = {};
+  if (mode === 'compensate' && job.parentId !== undefined) {
+    for (const s of await store.listSteps(job.parentId)) committedSteps[s.stepKey] = s.result;
+  }
   const meta = {
     jobId: job.id,
     tenant: job.tenant,
@@ -162,7 +186,7 @@ export async function runAttempt(args: {
     // An inline handler that ignores its signal cannot be stopped; racing the abort lets the
     // attempt be recorded truthfully anyway (the process and thread runtimes can kill it).
     output = await Promise.race([
-      runtime.run({ task, input, meta, ops, ctx, signal: abort.signal, logger: log }),
+      runtime.run({ task, input, meta, ops, ctx, mode, committedSteps, signal: abort.signal, logger: log }),
       new Promise<never>((_, reject) => {
         if (abort.signal.aborted) reject(abort.signal.reason);
         abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true });

@@ -38,6 +38,11 @@ export interface TaskDefinition<I = unknown, O = unknown> {
   /** Parse and validate an input; throws a message naming the failing paths. */
   parseInput(input: unknown): I;
   run(input: I, ctx: TaskContext): O | Promise<O>;
+  /**
+   * Undo what committed steps did, when a job ends dead, cancelled or expired after committing
+   * some: runs as its own durable, fenced, retried job (kind `compensation`).
+   */
+  compensate?(input: I, ctx: TaskContext, committedSteps: Record<string, unknown>): unknown;
   queue: string;
   runtime: RuntimeName;
   timeoutMs: number;

@@ -174,6 +174,7 @@ export class Worker {
           maxAttempts: t.maxAttempts,
           backoff: t.backoff,
           classification: t.classification,
+          compensable: t.compensate !== undefined,
           source: this.id,
         });
       }

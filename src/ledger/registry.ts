@@ -46,12 +46,14 @@ export interface TaskType {
   maxAttempts: number;
   backoff: { baseMs: number; maxMs: number };
   classification: Classification;
+  /** Whether the task defines `compensate`. */
+  compensable: boolean;
   /** Who last registered it (a worker id, or `config`). */
   source: string;
   updatedAt: number;
 }
 
-export type TaskTypeInput = Omit<TaskType, 'updatedAt'>;
+export type TaskTypeInput = Omit<TaskType, 'updatedAt' | 'compensable'> & { compensable?: boolean };
 
 export interface Registry {
   /** Create a tenant; `created` is false when it already existed (nothing changed). */

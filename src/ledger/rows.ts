@@ -6,6 +6,7 @@
 import type { BlockReason, JobState, TransitionReason } from '../lifecycle/lifecycle.js';
 import {
   CLASSIFICATIONS,
+  type ConsumerState,
   type Job,
   type OutboxEvent,
   type Step,
@@ -16,6 +17,7 @@ import type { NormalizedSubmit } from './validate.js';
 
 export interface JobRow {
   id: string;
+  kind: string;
   tenant: string;
   task: string;
   task_version: number;
@@ -59,6 +61,7 @@ const optNum = (v: number | string | null): number | undefined => (v === null ? 
 export function rowToJob(row: JobRow): Job {
   const job: Job = {
     id: row.id,
+    kind: row.kind === 'compensation' ? 'compensation' : 'run',
     tenant: row.tenant,
     task: row.task,
     taskVersion: row.task_version,
@@ -176,6 +179,7 @@ export function admittedJob(item: NormalizedSubmit, id: string, now: number): Jo
   const state = item.requiresApproval ? 'awaiting_approval' : 'queued';
   const job: Job = {
     id,
+    kind: item.kind,
     tenant: item.tenant,
     task: item.task,
     taskVersion: item.taskVersion,
@@ -201,4 +205,18 @@ export function admittedJob(item: NormalizedSubmit, id: string, now: number): Jo
   if (item.deadline !== null) job.deadline = item.deadline;
   if (item.authorityJson !== null) job.authority = JSON.parse(item.authorityJson);
   return job;
+}
+
+export interface ConsumerRow {
+  name: string;
+  cursor: number | string;
+  failures: number;
+  last_error: string | null;
+}
+
+export function rowToConsumer(name: string, row: ConsumerRow | undefined): ConsumerState {
+  if (!row) return { name, cursor: 0, failures: 0 };
+  const state: ConsumerState = { name, cursor: num(row.cursor), failures: row.failures };
+  if (row.last_error !== null) state.lastError = row.last_error;
+  return state;
 }

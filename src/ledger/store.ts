@@ -16,6 +16,7 @@ import type { Registry } from './registry.js';
 import type {
   ClaimOptions,
   CompleteInput,
+  ConsumerState,
   FailInput,
   FailResult,
   HeartbeatInput,
@@ -110,6 +111,16 @@ export interface Store {
 
   /** Outbox events with seq > `afterSeq`, ascending; only events whose transactions have committed. */
   readEvents(afterSeq: number, limit: number): Promise<OutboxEvent[]>;
+
+  /** An outbox consumer's cursor and failures (cursor 0 for a consumer that has handled nothing). */
+  readConsumer(name: string): Promise<ConsumerState>;
+  /**
+   * Move a consumer's cursor from `from` to `to` and clear its failures. False, and nothing changed,
+   * when the cursor is no longer at `from` (another instance of the consumer moved it first).
+   */
+  advanceConsumer(name: string, from: number, to: number): Promise<boolean>;
+  /** Count a failure of the consumer at its current cursor; returns the new state. */
+  recordConsumerFailure(name: string, error: string): Promise<ConsumerState>;
 
   /** Called when work may have become runnable on a queue (new submit, retry, release). */
   onWake(listener: (queue: string) => void): () => void;

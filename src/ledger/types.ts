@@ -26,8 +26,12 @@ export interface JobError {
   message: string;
 }
 
+/** `run` jobs run a task's handler; `compensation` jobs run its `compensate` for the parent job. */
+export type JobKind = 'run' | 'compensation';
+
 export interface Job {
   id: string;
+  kind: JobKind;
   tenant: string;
   task: string;
   taskVersion: number;
@@ -91,6 +95,8 @@ export interface SubmitInput {
   classification?: Classification;
   /** The job waits in `awaiting_approval` instead of `queued`. @default false */
   requiresApproval?: boolean;
+  /** @default 'run' */
+  kind?: JobKind;
   authority?: unknown;
 }
 
@@ -213,6 +219,16 @@ export interface OutboxEvent {
   /** Small facts only, never payloads: from, to, reason, attempt, fence, workerId, error code. */
   data: Record<string, unknown>;
   at: number;
+}
+
+/** An outbox consumer's position and failures. */
+export interface ConsumerState {
+  name: string;
+  /** The last event seq handled; 0 for a consumer that has handled nothing. */
+  cursor: number;
+  /** Failures in a row since the cursor last moved. */
+  failures: number;
+  lastError?: string;
 }
 
 export interface ListFilter {

@@ -33,6 +33,7 @@ export const LIMITS = {
   maxLeaseMs: 86_400_000,
   maxAttempts: 1000,
   maxPriority: 1000,
+  maxJsonDepth: 64,
 } as const;
 
 export const DEFAULTS = {
@@ -73,6 +74,7 @@ export interface NormalizedSubmit {
   classification: Classification;
   requiresApproval: boolean;
   authorityJson: string | null;
+  kind: 'run' | 'compensation';
 }
 
 export function fail(path: string, problem: string): never {
@@ -109,11 +111,22 @@ export function checkClassification(path: string, value: unknown): Classificatio
   return value as Classification;
 }
 
-export function checkJobId(path: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 100) {
-    fail(path, 'must be a job id (a non-empty string of at most 100 characters)');
+/** A lone UTF-16 surrogate or a control character: text no store keeps as given. */
+const UNSTORABLE =
+  /[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** An id-like string (job id, correlation id, idempotency key): 1..max characters, storable as is. */
+export function checkText(path: string, value: unknown, max: number, what: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > max) {
+    fail(path, `must be ${what} (a non-empty string of at most ${max} characters)`);
   }
+  if (UNSTORABLE.test(value))
+    fail(path, 'has a control character or a lone surrogate (not well-formed text)');
   return value;
+}
+
+export function checkJobId(path: string, value: unknown): string {
+  return checkText(path, value, 100, 'a job id');
 }
 
 /** Serialise a JSON value, rejecting what JSON cannot hold and what is over `maxBytes`. */
@@ -125,12 +138,38 @@ export function toJson(path: string, value: unknown, maxBytes: number): string {
     fail(path, `is not serialisable as JSON (${(err as Error).message})`);
   }
   if (text === undefined) fail(path, `must be a JSON value, got ${describe(value)}`);
+  // Lone surrogates come out of JSON.stringify as \udXXX escapes: text that is not well-formed
+  // Unicode, which a store would silently alter. Refused in both dialects alike.
+  if (/(^|[^\\])(\\\\)*\\ud[89a-f][0-9a-f]{2}/i.test(text)) {
+    fail(path, 'contains a lone surrogate (a string that is not well-formed Unicode)');
+  }
+  const depth = jsonDepth(text);
+  if (depth > LIMITS.maxJsonDepth)
+    fail(path, `nests ${depth} levels deep; at most ${LIMITS.maxJsonDepth} are allowed`);
   // PostgreSQL cannot store U+0000 in text or jsonb; refuse it in both dialects alike.
   if (/(^|[^\\])(\\\\)*\\u0000/.test(text))
     fail(path, 'contains the character U+0000, which cannot be stored');
   const bytes = Buffer.byteLength(text);
   if (bytes > maxBytes) fail(path, `is ${bytes} bytes as JSON; at most ${maxBytes} are allowed`);
   return text;
+}
+
+/** How deeply arrays and objects nest in a JSON text (strings skipped). */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92)
+        i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) max = Math.max(max, ++depth);
+    else if (c === 93 || c === 125) depth--;
+  }
+  return max;
 }
 
 export function sha256Hex(text: string): string {
@@ -168,8 +207,7 @@ export function normalizeSubmit(raw: SubmitInput, path = 'submit'): NormalizedSu
         `is ${raw.idempotencyKey.length} characters; at most ${LIMITS.maxIdempotencyKeyLength} are allowed`,
       );
     }
-    if (raw.idempotencyKey.includes('\u0000'))
-      fail(`${path}.idempotencyKey`, 'contains the character U+0000');
+    checkText(`${path}.idempotencyKey`, raw.idempotencyKey, LIMITS.maxIdempotencyKeyLength, 'a key');
     idempotencyKey = raw.idempotencyKey;
   }
   const correlationId =
@@ -183,6 +221,12 @@ export function normalizeSubmit(raw: SubmitInput, path = 'submit'): NormalizedSu
   );
   const runAt = raw.runAt === undefined ? null : checkTime(`${path}.runAt`, raw.runAt);
   const deadline = raw.deadline === undefined ? null : checkTime(`${path}.deadline`, raw.deadline);
+  if (deadline !== null && runAt !== null && deadline <= runAt) {
+    fail(
+      `${path}.deadline`,
+      `must be after runAt (${new Date(runAt).toISOString()}), got ${new Date(deadline).toISOString()}`,
+    );
+  }
   const maxAttempts = checkInt(
     `${path}.maxAttempts`,
     raw.maxAttempts ?? DEFAULTS.maxAttempts,
@@ -214,6 +258,9 @@ export function normalizeSubmit(raw: SubmitInput, path = 'submit'): NormalizedSu
     `${path}.classification`,
     raw.classification ?? DEFAULTS.classification,
   );
+  if (raw.kind !== undefined && raw.kind !== 'run' && raw.kind !== 'compensation') {
+    fail(`${path}.kind`, `must be 'run' or 'compensation', got ${describe(raw.kind)}`);
+  }
   if (raw.requiresApproval !== undefined && typeof raw.requiresApproval !== 'boolean') {
     fail(`${path}.requiresApproval`, 'must be a boolean');
   }
@@ -255,6 +302,7 @@ export function normalizeSubmit(raw: SubmitInput, path = 'submit'): NormalizedSu
     classification,
     requiresApproval: raw.requiresApproval ?? false,
     authorityJson,
+    kind: raw.kind ?? 'run',
   };
 }
 

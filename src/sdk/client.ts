@@ -16,6 +16,8 @@ export interface ClientOptions {
 /** A job as the API returns it (times are ISO 8601 strings). */
 export interface JobView<O = unknown> {
   id: string;
+  /** `compensation` jobs undo their parent's committed steps. */
+  kind: 'run' | 'compensation';
   task: string;
   taskVersion: number;
   tenant: string;

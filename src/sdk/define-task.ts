@@ -14,6 +14,11 @@ export interface TaskOptions<S extends z.ZodType, O> {
   version?: number;
   input: S;
   run(input: z.output<S>, ctx: TaskContext): O | Promise<O>;
+  /**
+   * Undo the effects of committed steps after the job ended dead, cancelled or expired; gets the
+   * committed step results by key. Runs as its own durable, fenced, retried job.
+   */
+  compensate?: (input: z.output<S>, ctx: TaskContext, committedSteps: Record<string, unknown>) => unknown;
   /** @default 'default' */
   queue?: string;
   /** @default 'inline' */
@@ -70,6 +75,7 @@ export function defineTask<S extends z.ZodType, O>(
       throw new TypeError(`input of ${options.name} is invalid: ${problems.join('; ')}`);
     },
     run: options.run,
+    ...(options.compensate && { compensate: options.compensate }),
     queue: options.queue ?? 'default',
     runtime: options.runtime ?? 'inline',
     timeoutMs: options.timeoutMs ?? 60_000,

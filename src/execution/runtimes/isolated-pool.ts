@@ -123,7 +123,16 @@ export class IsolatedPool implements Runtime {
       else req.signal.addEventListener('abort', onAbort, { once: true });
       slot.ready.then(
         () =>
-          slot.channel.send({ t: 'run', id, module, task: req.task.name, input: req.input, meta: req.meta }),
+          slot.channel.send({
+            t: 'run',
+            id,
+            module,
+            task: req.task.name,
+            input: req.input,
+            meta: req.meta,
+            mode: req.mode,
+            steps: req.committedSteps,
+          }),
         (err: unknown) => finish(() => reject(err)),
       );
     });

@@ -14,7 +14,16 @@ export interface AttemptMeta {
 }
 
 export type ToRunner =
-  | { t: 'run'; id: number; module: string; task: string; input: unknown; meta: AttemptMeta }
+  | {
+      t: 'run';
+      id: number;
+      module: string;
+      task: string;
+      input: unknown;
+      meta: AttemptMeta;
+      mode: 'run' | 'compensate';
+      steps: Record<string, unknown>;
+    }
   | { t: 'abort'; id: number; reason: string }
   | { t: 'reply'; id: number; seq: number; ok: true; value: unknown }
   | { t: 'reply'; id: number; seq: number; ok: false; error: SerializedError };

@@ -13,6 +13,7 @@ import {
   serializeError,
   type ToRunner,
 } from './protocol.js';
+import { callCompensate } from './runtime.js';
 
 type Send = (m: FromRunner) => void;
 
@@ -109,7 +110,8 @@ async function run(m: Extract<ToRunner, { t: 'run' }>): Promise<void> {
         return (await call(m.id, 'putStep', { key, result: result === undefined ? null : result })) as T;
       },
     };
-    const output = await task.run(input, ctx);
+    const output =
+      m.mode === 'run' ? await task.run(input, ctx) : await callCompensate(task, input, ctx, m.steps);
     send({ t: 'done', id: m.id, output: output === undefined ? null : output });
   } catch (err) {
     send({ t: 'failed', id: m.id, error: serializeError(err) });

@@ -21,6 +21,9 @@ export interface AttemptOps {
 
 export interface RunRequest {
   task: TaskDefinition;
+  /** `compensate` runs the task's compensate() with the parent job's committed steps. */
+  mode: 'run' | 'compensate';
+  committedSteps: Record<string, unknown>;
   input: unknown;
   meta: AttemptMeta;
   ops: AttemptOps;
@@ -52,6 +55,28 @@ export class RuntimeCrashedError extends Error {
 
 export const inlineRuntime: Runtime = {
   name: 'inline',
-  run: ({ task, input, ctx }) => Promise.resolve().then(() => task.run(input, ctx)),
+  run: ({ task, input, ctx, mode, committedSteps }) =>
+    Promise.resolve().then(() =>
+      mode === 'run' ? task.run(input, ctx) : callCompensate(task, input, ctx, committedSteps),
+    ),
   close: async () => undefined,
 };
+
+/** Run a task's compensate(); a task without one cannot have compensation jobs (non-retryable). */
+export function callCompensate(
+  task: TaskDefinition,
+  input: unknown,
+  ctx: TaskContext,
+  committedSteps: Record<string, unknown>,
+): unknown {
+  if (!task.compensate) {
+    const err = new Error(`task '${task.name}' defines no compensate()`) as Error & {
+      code: string;
+      retryable: boolean;
+    };
+    err.code = 'no_compensation';
+    err.retryable = false;
+    throw err;
+  }
+  return task.compensate(input, ctx, committedSteps);
+}

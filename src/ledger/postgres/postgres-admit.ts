@@ -154,5 +154,6 @@ function submitColumns(items: NormalizedSubmit[], ids: string[]): unknown[] {
     items.map((i) => i.backoff.maxMs),
     items.map((i) => i.maxAttempts),
     items.map((i) => i.authorityJson),
+    items.map((i) => i.kind),
   ];
 }

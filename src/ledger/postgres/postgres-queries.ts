@@ -27,17 +27,18 @@ export const SUBMIT: Sql = {
 WITH ins AS (
   INSERT INTO bulkhead.jobs (id, tenant, task, task_version, queue, state, reason, input, idempotency_key,
       request_digest, correlation_id, parent_id, priority, run_at, deadline, classification, lease_ms,
-      backoff_base_ms, backoff_max_ms, max_attempts, authority, created_at, updated_at)
+      backoff_base_ms, backoff_max_ms, max_attempts, authority, kind, created_at, updated_at)
   SELECT i.id, i.tenant, i.task, i.task_version, i.queue, i.state, i.reason, i.input::jsonb, i.idempotency_key,
          i.request_digest, coalesce(i.correlation_id, i.id), i.parent_id, i.priority, coalesce(i.run_at, ${NOW_MS}),
          i.deadline, i.classification, i.lease_ms, i.backoff_base_ms, i.backoff_max_ms, i.max_attempts,
-         i.authority::jsonb, ${NOW_MS}, ${NOW_MS}
+         i.authority::jsonb, i.kind, ${NOW_MS}, ${NOW_MS}
     FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::text[], $6::text[], $7::text[], $8::text[],
                 $9::text[], $10::text[], $11::text[], $12::text[], $13::integer[], $14::bigint[], $15::bigint[],
-                $16::smallint[], $17::integer[], $18::integer[], $19::integer[], $20::integer[], $21::text[])
+                $16::smallint[], $17::integer[], $18::integer[], $19::integer[], $20::integer[], $21::text[],
+                $22::text[])
       AS i(id, tenant, task, task_version, queue, state, reason, input, idempotency_key, request_digest,
            correlation_id, parent_id, priority, run_at, deadline, classification, lease_ms, backoff_base_ms,
-           backoff_max_ms, max_attempts, authority)
+           backoff_max_ms, max_attempts, authority, kind)
   ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING *
 ),

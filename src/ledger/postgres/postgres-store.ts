@@ -13,6 +13,7 @@ import type { OpenStoreOptions, Store } from '../store.js';
 import {
   type ClaimOptions,
   type CompleteInput,
+  type ConsumerState,
   classificationRank,
   type FailInput,
   type FailResult,
@@ -54,6 +55,7 @@ import {
   toJson,
 } from '../validate.js';
 import { admit } from './postgres-admit.js';
+import { PostgresConsumers } from './postgres-consumers.js';
 import { connectionConfig, createPool, redactUrl, run, transaction, withRetry } from './postgres-db.js';
 import { EventReader, WakeListener } from './postgres-events.js';
 import { migrate } from './postgres-migrate.js';
@@ -107,6 +109,7 @@ const transitioned = (row: { state: string; updated_at: number }): Transitioned 
 export class PostgresStore implements Store {
   readonly dialect = 'postgres' as const;
   readonly registry: PostgresRegistry;
+  private readonly consumers: PostgresConsumers;
   private readonly events: EventReader;
   private closed = false;
 
@@ -115,6 +118,7 @@ export class PostgresStore implements Store {
     private readonly wake: WakeListener,
   ) {
     this.registry = new PostgresRegistry(pool);
+    this.consumers = new PostgresConsumers(pool);
     this.events = new EventReader(pool);
   }
 
@@ -414,6 +418,18 @@ export class PostgresStore implements Store {
     checkInt('readEvents.afterSeq', afterSeq, 0, Number.MAX_SAFE_INTEGER);
     checkInt('readEvents.limit', limit, 1, LIMITS.maxBatch);
     return this.events.read(afterSeq, limit);
+  }
+
+  readConsumer(name: string): Promise<ConsumerState> {
+    return this.consumers.read(name);
+  }
+
+  advanceConsumer(name: string, from: number, to: number): Promise<boolean> {
+    return this.consumers.advance(name, from, to);
+  }
+
+  recordConsumerFailure(name: string, error: string): Promise<ConsumerState> {
+    return this.consumers.fail(name, error);
   }
 
   onWake(listener: (queue: string) => void): () => void {

@@ -14,10 +14,10 @@ const SQL = {
   byIdempotencyKey: 'SELECT * FROM jobs WHERE tenant = ? AND idempotency_key = ?',
 
   /** Admission: the insert is the `submitted -> queued | awaiting_approval` transition. */
-  insertJob: `INSERT INTO jobs (id, tenant, task, task_version, queue, state, reason, input, attempt, max_attempts,
+  insertJob: `INSERT INTO jobs (id, kind, tenant, task, task_version, queue, state, reason, input, attempt, max_attempts,
         idempotency_key, request_digest, correlation_id, parent_id, priority, run_at, deadline, classification,
         lease_ms, backoff_base_ms, backoff_max_ms, fence, cancel_requested, authority, created_at, updated_at)
-      VALUES (@id, @tenant, @task, @taskVersion, @queue, @state, @reason, @input, 0, @maxAttempts,
+      VALUES (@id, @kind, @tenant, @task, @taskVersion, @queue, @state, @reason, @input, 0, @maxAttempts,
         @idempotencyKey, @requestDigest, @correlationId, @parentId, @priority, @runAt, @deadline, @classification,
         @leaseMs, @backoffBaseMs, @backoffMaxMs, 0, 0, @authority, @now, @now)`,
 
@@ -166,6 +166,18 @@ const SQL = {
   listWorkers: 'SELECT * FROM workers ORDER BY started_at, id',
 
   readEvents: 'SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?',
+
+  getConsumer: 'SELECT * FROM consumers WHERE name = ?',
+  /** Move a cursor only from where the caller saw it. */
+  advanceConsumer: `INSERT INTO consumers (name, cursor, failures, last_error, updated_at)
+      SELECT @name, @to, 0, NULL, @now WHERE @from = 0
+      ON CONFLICT (name) DO NOTHING`,
+  moveConsumer: `UPDATE consumers SET cursor = @to, failures = 0, last_error = NULL, updated_at = @now
+      WHERE name = @name AND cursor = @from`,
+  consumerFailure: `INSERT INTO consumers (name, cursor, failures, last_error, updated_at)
+      VALUES (@name, 0, 1, @error, @now)
+      ON CONFLICT (name) DO UPDATE SET failures = failures + 1, last_error = excluded.last_error,
+        updated_at = excluded.updated_at`,
 } as const;
 
 export type SqliteQueries = { readonly [K in keyof typeof SQL]: Database.Statement };

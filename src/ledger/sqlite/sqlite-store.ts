@@ -23,8 +23,10 @@ import {
 import { newJobId } from '../ids.js';
 import {
   admittedJob,
+  type ConsumerRow,
   type EventRow,
   type JobRow,
+  rowToConsumer,
   rowToEvent,
   rowToJob,
   rowToStep,
@@ -36,6 +38,7 @@ import type { OpenStoreOptions, Store } from '../store.js';
 import {
   type ClaimOptions,
   type CompleteInput,
+  type ConsumerState,
   classificationRank,
   type FailInput,
   type FailResult,
@@ -170,6 +173,7 @@ export class SqliteStore implements Store {
         const job = admittedJob(item, newJobId(now), now);
         this.q.insertJob.run({
           id: job.id,
+          kind: job.kind,
           tenant: job.tenant,
           task: job.task,
           taskVersion: job.taskVersion,
@@ -614,6 +618,30 @@ export class SqliteStore implements Store {
     checkInt('readEvents.afterSeq', afterSeq, 0, Number.MAX_SAFE_INTEGER);
     checkInt('readEvents.limit', limit, 1, LIMITS.maxBatch);
     return (this.q.readEvents.all(afterSeq, limit) as EventRow[]).map(rowToEvent);
+  }
+
+  async readConsumer(name: string): Promise<ConsumerState> {
+    checkName('consumer.name', name);
+    return rowToConsumer(name, this.q.getConsumer.get(name) as ConsumerRow | undefined);
+  }
+
+  async advanceConsumer(name: string, from: number, to: number): Promise<boolean> {
+    checkName('consumer.name', name);
+    checkInt('consumer.from', from, 0, Number.MAX_SAFE_INTEGER);
+    checkInt('consumer.to', to, from, Number.MAX_SAFE_INTEGER);
+    return this.write(() => {
+      const now = Date.now();
+      const moved = this.q.moveConsumer.run({ name, from, to, now }).changes === 1;
+      return moved || this.q.advanceConsumer.run({ name, from, to, now }).changes === 1;
+    });
+  }
+
+  async recordConsumerFailure(name: string, error: string): Promise<ConsumerState> {
+    checkName('consumer.name', name);
+    return this.write(() => {
+      this.q.consumerFailure.run({ name, error: String(error).slice(0, 2000), now: Date.now() });
+      return rowToConsumer(name, this.q.getConsumer.get(name) as ConsumerRow);
+    });
   }
 
   onWake(listener: (queue: string) => void): () => void {
