@@ -111,7 +111,7 @@ export function checkClassification(path: string, value: unknown): Classificatio
   return value as Classification;
 }
 
-/** A lone UTF-16 surrogate or a control character: text no store keeps as given. */
+/** Control characters (U+0000-U+001F, U+007F) or a surrogate without its pair: text no store keeps as given. */
 const UNSTORABLE =
   /[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
