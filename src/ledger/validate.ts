@@ -113,6 +113,7 @@ export function checkClassification(path: string, value: unknown): Classificatio
 
 /** Control characters (U+0000-U+001F, U+007F) or a surrogate without its pair: text no store keeps as given. */
 const UNSTORABLE =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
   /[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** An id-like string (job id, correlation id, idempotency key): 1..max characters, storable as is. */
