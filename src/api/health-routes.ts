@@ -58,6 +58,21 @@ export function registerHealthRoutes(
       } catch (err) {
         sections.ledger = { status: 'down', dialect: deps.store.dialect, error: (err as Error).message };
       }
+      if (!deps.sections.execution && sections.ledger.status === 'ok') {
+        // A control process runs no worker: report the fleet as the ledger sees it.
+        const workers = await deps.store.listWorkers();
+        const count = (state: string) => workers.filter((w) => w.state === state).length;
+        sections.execution = {
+          status: count('active') > 0 ? 'ok' : 'degraded',
+          ...(count('active') === 0 && { reason: 'no active worker' }),
+          workers: {
+            active: count('active'),
+            draining: count('draining'),
+            lost: count('lost'),
+            stopped: count('stopped'),
+          },
+        };
+      }
       for (const [name, fn] of Object.entries(deps.sections)) {
         try {
           sections[name] = await fn();

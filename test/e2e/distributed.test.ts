@@ -103,9 +103,13 @@ for (const kind of KINDS) {
       const r = await bh(['health', '--json']);
       expectExit(r, 0);
       const h = json<{ status: string; sections: Record<string, Record<string, unknown>> }>(r);
-      assert.equal(h.status, 'ok');
-      assert.deepEqual(Object.keys(h.sections), ['ledger'], 'a control process runs no worker');
+      // A control process runs no worker: its execution section is the fleet, empty so far.
+      assert.equal(h.status, 'degraded');
+      assert.deepEqual(Object.keys(h.sections).sort(), ['execution', 'ledger']);
+      assert.equal(h.sections.ledger?.status, 'ok');
       assert.equal(h.sections.ledger?.dialect, kind.name.includes('PostgreSQL') ? 'postgres' : 'sqlite');
+      assert.equal(h.sections.execution?.status, 'degraded');
+      assert.equal(h.sections.execution?.reason, 'no active worker');
     });
 
     it('before any worker registered the task, submit exits 2 unknown_task', async () => {
@@ -123,6 +127,12 @@ for (const kind of KINDS) {
       const r = await bh(['submit', 'demo.echo', '--input', '{"via":"control","to":"worker"}', '--wait']);
       expectExit(r, 0);
       assert.deepEqual(json(r), { via: 'control', to: 'worker' });
+      // The control process now sees the worker in its fleet.
+      const h = json<{ status: string; sections: Record<string, Record<string, unknown>> }>(
+        await bh(['health', '--json']),
+      );
+      assert.equal(h.status, 'ok');
+      assert.deepEqual(h.sections.execution?.workers, { active: 1, draining: 0, lost: 0, stopped: 0 });
     });
 
     it('retries across attempts keep the durable step (demo.flaky) and a batch all succeeds', async () => {

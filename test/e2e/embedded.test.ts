@@ -22,6 +22,7 @@ import {
 
 interface Job {
   id: string;
+  kind: string;
   task: string;
   state: string;
   reason?: string;
@@ -30,6 +31,7 @@ interface Job {
   error?: { code: string; message: string };
   attempt: number;
   parentId?: string;
+  correlationId: string;
 }
 
 const tmp = tempDir('bulkhead-e2e-embedded-');
@@ -125,6 +127,23 @@ describe('bulkhead dev (embedded)', () => {
     assert.match(deadId, /^[0-9a-f-]{36}$/);
   });
 
+  it('the dead job is compensated: a compensation job undoes its committed step', async () => {
+    // The compensation consumer follows the outbox; give it a few polls.
+    let comp: Job | undefined;
+    for (let i = 0; i < 50 && !comp?.output; i++) {
+      const page = json<{ jobs: Job[] }>(
+        await bh(['jobs', 'ls', '--json', '--task', 'demo.flaky', '--limit', '50']),
+      );
+      comp = page.jobs.find(
+        (j) => j.kind === 'compensation' && j.parentId === deadId && j.state === 'succeeded',
+      );
+      if (!comp) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(comp, 'a succeeded compensation job whose parent is the dead job');
+    assert.deepEqual(comp.output, { undone: ['prepare'] });
+    assert.equal(comp.correlationId, json<Job>(await bh(['jobs', 'show', deadId, '--json'])).correlationId);
+  });
+
   let summarizeId = '';
   it('submit --input @file.json --wait --json prints the finished job', async () => {
     const text = 'Queues hold jobs. Workers claim jobs from queues. Leases expire.';
@@ -155,8 +174,16 @@ describe('bulkhead dev (embedded)', () => {
     expectExit(r, 0);
     const page = json<{ jobs: Job[]; nextCursor?: string }>(r);
     assert.equal(page.jobs.length, 20, 'the default page size');
-    assert.ok(page.nextCursor, 'more than one page: 54 jobs');
-    assert.ok(page.jobs.every((j) => j.task === 'demo.echo' && j.state === 'succeeded'));
+    assert.ok(page.nextCursor, 'more than one page: 54 jobs and more');
+    // Newest first: the 50 echo jobs, unless the compensation of the dead demo.flaky job (made by
+    // an outbox consumer, so a little later) is newer still.
+    const echoes = page.jobs.filter((j) => j.task === 'demo.echo');
+    assert.ok(echoes.length >= 19 && echoes.every((j) => j.state === 'succeeded'));
+    assert.ok(
+      page.jobs.every(
+        (j) => j.task === 'demo.echo' || (j.task === 'demo.flaky' && j.kind === 'compensation'),
+      ),
+    );
     const byTask = json<{ jobs: Job[] }>(await bh(['jobs', 'ls', '--json', '--task', 'demo.summarize']));
     assert.deepEqual(
       byTask.jobs.map((j) => [j.id, j.state]),
