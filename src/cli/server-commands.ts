@@ -98,6 +98,8 @@ export function registerServerCommands(program: Command): void {
         });
         process.stdout.write(`${lines.join('\n')}\n`);
         await stopped;
+        // Done: a handler that ignored its abort must not keep the process alive past the grace.
+        process.exit(0);
       },
     );
 
@@ -154,6 +156,8 @@ export function registerServerCommands(program: Command): void {
       });
       process.stdout.write(`Bulkhead control plane listening at ${control.url}\n`);
       await stopped;
+      // Done: a handler that ignored its abort must not keep the process alive past the grace.
+      process.exit(0);
     });
 
   program
@@ -194,6 +198,8 @@ export function registerServerCommands(program: Command): void {
         });
         process.stdout.write(`Bulkhead worker ${worker.id} running ${tasks.map((t) => t.name).join(', ')}\n`);
         await stopped;
+        // Done: a handler that ignored its abort must not keep the process alive past the grace.
+        process.exit(0);
       },
     );
 }

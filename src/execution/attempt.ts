@@ -179,14 +179,24 @@ export async function runAttempt(args: {
     fence: job.fence,
   };
 
+  const handler = runtime.run({
+    task,
+    input,
+    meta,
+    ops,
+    ctx,
+    mode,
+    committedSteps,
+    signal: abort.signal,
+    logger: log,
+  });
+  handler.catch(() => undefined); // settled below, or abandoned after an abort's grace
   let output: unknown;
   let thrown: unknown;
   let threw = false;
   try {
-    // An inline handler that ignores its signal cannot be stopped; racing the abort lets the
-    // attempt be recorded truthfully anyway (the process and thread runtimes can kill it).
     output = await Promise.race([
-      runtime.run({ task, input, meta, ops, ctx, mode, committedSteps, signal: abort.signal, logger: log }),
+      handler,
       new Promise<never>((_, reject) => {
         if (abort.signal.aborted) reject(abort.signal.reason);
         abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true });
@@ -195,6 +205,21 @@ export async function runAttempt(args: {
   } catch (err) {
     threw = true;
     thrown = err;
+    const cause = causeOf(abort.signal);
+    if (cause === 'timeout' || cause === 'cancelled' || cause === 'deadline') {
+      // Give the handler its grace to stop (a thread or process is killed at the end of it), so a
+      // retry does not overlap with it; an inline handler that ignores its signal cannot be
+      // stopped, and the attempt is recorded truthfully anyway after the grace. (On shutdown the
+      // worker's own grace has already run out, and its runners are closed.)
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        handler.catch(() => undefined),
+        new Promise((r) => {
+          timer = setTimeout(r, task.killGraceMs + 500);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
   } finally {
     clearInterval(heartbeatTimer);
     clearTimeout(timeoutTimer);
@@ -205,6 +230,10 @@ export async function runAttempt(args: {
       log.warn('lease lost: nothing more is committed for this attempt');
       return 'lost';
     case 'shutdown':
+      return 'aborted';
+    case 'deadline':
+      // The reaper records `expired` (and fences this attempt off): nothing to commit here.
+      log.info('the job deadline passed during the attempt');
       return 'aborted';
     case 'cancelled': {
       const o = await worker.cancels.push(lease);

@@ -34,6 +34,8 @@ import type { RuntimeName, TaskDefinition } from './task.js';
 
 export const WORKER_PROTOCOL_VERSION = 1;
 
+type StoreSource = 'claim' | 'sweep' | 'liveness' | 'attempt';
+
 export interface WorkerOptions {
   store: Store;
   tasks: TaskDefinition[];
@@ -84,7 +86,7 @@ export class Worker {
     Pick<WorkerOptions, 'pollIntervalMs' | 'reapIntervalMs' | 'livenessIntervalMs' | 'lostAfterMs'>
   >;
   private state: WorkerHealth['state'] = 'starting';
-  private storeError: string | undefined;
+  private readonly storeErrors = new Map<StoreSource, string>();
   private readonly inFlight = new Map<string, AbortController>();
   private counts = { completed: 0, failed: 0 };
   private wakeResolve: (() => void) | undefined;
@@ -151,11 +153,12 @@ export class Worker {
     const h: WorkerHealth = {
       workerId: this.id,
       state: this.state,
-      store: this.storeError === undefined ? 'ok' : 'store_unreachable',
+      store: this.storeErrors.size === 0 ? 'ok' : 'store_unreachable',
       inFlight: this.inFlight.size,
       ...this.counts,
     };
-    if (this.storeError !== undefined) h.lastStoreError = this.storeError;
+    const last = [...this.storeErrors.values()].pop();
+    if (last !== undefined) h.lastStoreError = last;
     return h;
   }
 
@@ -277,18 +280,21 @@ export class Worker {
     });
   }
 
-  private storeOk(): void {
-    if (this.storeError !== undefined) {
+  /**
+   * Store failures are tracked per source (claims, sweeps, liveness, attempts): one path working
+   * again does not hide another still failing.
+   */
+  private storeOk(source: StoreSource): void {
+    if (this.storeErrors.delete(source) && this.storeErrors.size === 0) {
       this.log.info('store reachable again; claiming resumes');
-      this.storeError = undefined;
     }
   }
 
-  private storeDown(err: unknown): void {
+  private storeDown(source: StoreSource, err: unknown): void {
     const message = (err as Error).message;
-    if (this.storeError === undefined)
-      this.log.warn({ err: message }, 'store unreachable; retrying with backoff');
-    this.storeError = message;
+    if (this.storeErrors.size === 0)
+      this.log.warn({ err: message, source }, 'store unreachable; retrying with backoff');
+    this.storeErrors.set(source, message);
   }
 
   private async claimLoop(): Promise<void> {
@@ -308,10 +314,10 @@ export class Worker {
             tasks: names,
             clearance: this.clearance,
           });
-          this.storeOk();
+          this.storeOk('claim');
           backoff = 100;
         } catch (err) {
-          this.storeDown(err);
+          this.storeDown('claim', err);
           await this.waitForWake(backoff);
           backoff = Math.min(backoff * 2, 5000);
           continue;
@@ -341,11 +347,12 @@ export class Worker {
       log: this.log,
     })
       .then((outcome) => {
+        this.storeOk('attempt');
         if (outcome === 'succeeded') this.counts.completed++;
         else if (outcome === 'failed') this.counts.failed++;
       })
       .catch((err: unknown) => {
-        if (!(err instanceof StaleLeaseError)) this.storeDown(err);
+        if (!(err instanceof StaleLeaseError)) this.storeDown('attempt', err);
       })
       .finally(() => {
         this.inFlight.delete(job.id);
@@ -360,9 +367,9 @@ export class Worker {
       await this.store.markLostWorkers(this.opts.lostAfterMs);
       const r = await this.store.reap();
       if (r.requeued + r.dead + r.cancelled + r.expired > 0) this.log.info(r, 'reaped');
-      this.storeOk();
+      this.storeOk('sweep');
     } catch (err) {
-      this.storeDown(err);
+      this.storeDown('sweep', err);
     }
   }
 
@@ -376,9 +383,9 @@ export class Worker {
         for (const ac of this.inFlight.values()) ac.abort(new Error('lease_lost'));
         await this.store.registerWorker(this.info());
       }
-      this.storeOk();
+      this.storeOk('liveness');
     } catch (err) {
-      this.storeDown(err);
+      this.storeDown('liveness', err);
     }
   }
 }
