@@ -6,35 +6,12 @@
 import { ROLES } from '../ledger/registry.js';
 import { CLASSIFICATIONS, type Job } from '../ledger/types.js';
 import { JOB_STATES } from '../lifecycle/lifecycle.js';
+import type { JobView } from '../sdk/client.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export interface JobResource {
-  id: string;
-  kind: string;
-  task: string;
-  taskVersion: number;
-  tenant: string;
-  queue: string;
-  state: string;
-  reason?: string;
-  input: unknown;
-  output?: unknown;
-  error?: { code: string; message: string };
-  attempt: number;
-  maxAttempts: number;
-  idempotencyKey?: string;
-  correlationId: string;
-  parentId?: string;
-  priority: number;
-  classification: string;
-  cancelRequested: boolean;
-  progress?: unknown;
-  runAt: string;
-  deadline?: string;
-  createdAt: string;
-  updatedAt: string;
-}
+/** The job as the API sends it: the SDK's `JobView`, one definition for both sides. */
+export type JobResource = JobView;
 
 export function toJobResource(job: Job): JobResource {
   const r: JobResource = {
