@@ -32,6 +32,7 @@ const CODE_STATUS: Record<string, number> = {
   api_key_not_found: 404,
   idempotency_conflict: 409,
   job_state_conflict: 409,
+  config_conflict: 409,
   stale_lease: 409,
   store_unavailable: 503,
   schema_too_new: 503,

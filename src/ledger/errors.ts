@@ -111,3 +111,8 @@ export class ApiKeyNotFoundError extends LedgerError {
     super(`API key ${keyId} does not exist (or belongs to another tenant)`);
   }
 }
+
+/** A rollout step that the rollout state does not allow (a second canary, a promote with none). */
+export class ConfigConflictError extends LedgerError {
+  readonly code = 'config_conflict';
+}

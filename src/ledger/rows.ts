@@ -4,6 +4,7 @@
  * text and 0/1: the mappers take either.
  */
 import type { BlockReason, JobState, TransitionReason } from '../lifecycle/lifecycle.js';
+import type { ConfigVersion, Rollout } from './config-store.js';
 import {
   CLASSIFICATIONS,
   type ConsumerState,
@@ -152,6 +153,10 @@ export interface WorkerRow {
   state: string;
   started_at: number | string;
   last_seen_at: number | string;
+  config_version: number | string | null;
+  config_nack_version: number | string | null;
+  config_nack_reason: string | null;
+  config_at: number | string | null;
 }
 
 export function rowToWorker(row: WorkerRow): WorkerRecord {
@@ -168,7 +173,12 @@ export function rowToWorker(row: WorkerRow): WorkerRecord {
     state: row.state as WorkerState,
     startedAt: num(row.started_at),
     lastSeenAt: num(row.last_seen_at),
+    config: {},
   };
+  if (row.config_version !== null) record.config.appliedVersion = num(row.config_version);
+  if (row.config_nack_version !== null) record.config.nackVersion = num(row.config_nack_version);
+  if (row.config_nack_reason !== null) record.config.nackReason = row.config_nack_reason;
+  if (row.config_at !== null) record.config.reportedAt = num(row.config_at);
   const meta = parseJson(row.meta);
   if (meta !== null && meta !== undefined) record.meta = meta as Record<string, unknown>;
   return record;
@@ -219,4 +229,49 @@ export function rowToConsumer(name: string, row: ConsumerRow | undefined): Consu
   const state: ConsumerState = { name, cursor: num(row.cursor), failures: row.failures };
   if (row.last_error !== null) state.lastError = row.last_error;
   return state;
+}
+
+export interface ConfigVersionRow {
+  version: number | string;
+  document: string;
+  digest: string;
+  previous_digest: string | null;
+  kind: string;
+  canary_label: string | null;
+  published_by: string;
+  published_at: number | string;
+}
+
+export function rowToConfigVersion(row: ConfigVersionRow): ConfigVersion {
+  const v: ConfigVersion = {
+    version: num(row.version),
+    documentJson: row.document,
+    digest: row.digest,
+    previousDigest: row.previous_digest,
+    kind: row.kind as ConfigVersion['kind'],
+    publishedBy: row.published_by,
+    publishedAt: num(row.published_at),
+  };
+  if (row.canary_label !== null) v.canaryLabel = row.canary_label;
+  return v;
+}
+
+export interface RolloutRow {
+  current_version: number | string | null;
+  canary_version: number | string | null;
+  canary_label: string | null;
+  mode: string;
+  updated_at: number | string;
+}
+
+export function rowToRollout(row: RolloutRow): Rollout {
+  const r: Rollout = {
+    currentVersion: row.current_version === null ? null : num(row.current_version),
+    mode: row.mode === 'read_only' ? 'read_only' : 'normal',
+    updatedAt: num(row.updated_at),
+  };
+  if (row.canary_version !== null && row.canary_label !== null) {
+    r.canary = { version: num(row.canary_version), label: row.canary_label };
+  }
+  return r;
 }

@@ -12,6 +12,7 @@
  * - Bad arguments throw `InvalidArgumentError` before anything is written.
  * - Lease deadlines and all times come from the store's clock.
  */
+import type { ConfigStore } from './config-store.js';
 import type { Registry } from './registry.js';
 import type {
   ClaimOptions,
@@ -58,6 +59,8 @@ export interface Store {
   readonly dialect: Dialect;
   /** Tenants, API keys and task-type contracts, in the same database. */
   readonly registry: Registry;
+  /** Published config versions, the rollout state, and workers' ACKs and NACKs. */
+  readonly configs: ConfigStore;
 
   /** Admit one job (`submitted -> queued | awaiting_approval`). Idempotent per tenant + key. */
   submit(input: SubmitInput): Promise<SubmitResult>;

@@ -207,6 +207,8 @@ export interface WorkerRecord extends WorkerInfo {
   state: WorkerState;
   startedAt: number;
   lastSeenAt: number;
+  /** What the worker reported about config: the version it applied, and the last one it refused. */
+  config: { appliedVersion?: number; nackVersion?: number; nackReason?: string; reportedAt?: number };
 }
 
 export interface OutboxEvent {

@@ -55,6 +55,7 @@ import {
   toJson,
 } from '../validate.js';
 import { admit } from './postgres-admit.js';
+import { PostgresConfigs } from './postgres-configs.js';
 import { PostgresConsumers } from './postgres-consumers.js';
 import { connectionConfig, createPool, redactUrl, run, transaction, withRetry } from './postgres-db.js';
 import { EventReader, WakeListener } from './postgres-events.js';
@@ -109,6 +110,7 @@ const transitioned = (row: { state: string; updated_at: number }): Transitioned 
 export class PostgresStore implements Store {
   readonly dialect = 'postgres' as const;
   readonly registry: PostgresRegistry;
+  readonly configs: PostgresConfigs;
   private readonly consumers: PostgresConsumers;
   private readonly events: EventReader;
   private closed = false;
@@ -118,6 +120,7 @@ export class PostgresStore implements Store {
     private readonly wake: WakeListener,
   ) {
     this.registry = new PostgresRegistry(pool);
+    this.configs = new PostgresConfigs(pool);
     this.consumers = new PostgresConsumers(pool);
     this.events = new EventReader(pool);
   }

@@ -80,6 +80,7 @@ import {
   normalizeSubmitMany,
   toJson,
 } from '../validate.js';
+import { SqliteConfigs } from './sqlite-configs.js';
 import { migrateSqlite } from './sqlite-migrate.js';
 import { prepareQueries, type SqliteQueries } from './sqlite-queries.js';
 import { SqliteRegistry } from './sqlite-registry.js';
@@ -96,6 +97,7 @@ const REAP_BATCH = 1000;
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
   readonly registry: SqliteRegistry;
+  readonly configs: SqliteConfigs;
   private readonly q: SqliteQueries;
   private readonly wake = new EventEmitter();
   private readonly listCache = new Map<string, Database.Statement>();
@@ -113,6 +115,7 @@ export class SqliteStore implements Store {
   ) {
     this.q = prepareQueries(db);
     this.registry = new SqliteRegistry(db, (fn) => this.write(fn));
+    this.configs = new SqliteConfigs(db, (fn) => this.write(fn));
     this.wake.setMaxListeners(0);
   }
 

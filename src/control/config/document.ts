@@ -1,0 +1,187 @@
+/**
+ * The config document: the control plane's desired state (tenants, task-type contracts, policies,
+ * quotas, routes, retention, triggers, and how long a worker may run on a cached snapshot). Written
+ * as YAML or JSON, validated here; every problem is reported with its path.
+ */
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const name = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/,
+    'must be letters, digits and . _ : / - (starting with a letter or digit)',
+  );
+const pattern = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^(\*|[A-Za-z0-9][A-Za-z0-9._:/-]*\*?)$/, "must be a name, a prefix ending in '*', or '*'");
+const ms = (max: number) => z.number().int().min(1).max(max);
+const classification = z.enum(['public', 'internal', 'confidential', 'restricted']);
+const role = z.enum(['admin', 'operator', 'submitter', 'approver', 'auditor', 'worker']);
+
+export const taskTypeSchema = z
+  .object({
+    name,
+    version: z.number().int().min(1).max(1_000_000).default(1),
+    /** JSON Schema of the input; `config publish --tasks MODULE` fills it from the task code. */
+    input: z.record(z.string(), z.unknown()).optional(),
+    queue: name.default('default'),
+    runtime: z.enum(['inline', 'thread', 'process']).default('inline'),
+    timeoutMs: ms(7 * 86_400_000).default(60_000),
+    leaseMs: z.number().int().min(10).max(86_400_000).default(30_000),
+    maxAttempts: z.number().int().min(1).max(1000).default(3),
+    backoff: z
+      .object({
+        baseMs: z.number().int().min(0).max(86_400_000),
+        maxMs: z.number().int().min(0).max(604_800_000),
+      })
+      .strict()
+      .refine((b) => b.maxMs >= b.baseMs, { message: 'maxMs must be >= baseMs', path: ['maxMs'] })
+      .default({ baseMs: 1000, maxMs: 300_000 }),
+    effect: z.enum(['read', 'write', 'destructive']).default('write'),
+    /** Needs a control contact inside the freshness window to start. @default effect === 'destructive' */
+    freshControl: z.boolean().optional(),
+    evidence: z.enum(['required', 'buffered']).default('buffered'),
+    approval: z.boolean().default(false),
+    maxClassification: classification.default('internal'),
+    egress: z.enum(['any', 'none']).default('any'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** How long a worker may keep running on a snapshot it cannot refresh. */
+    configTtlMs: ms(30 * 86_400_000).default(300_000),
+    /** A freshControl task starts only within this long of the worker's last control contact. */
+    freshnessMs: ms(86_400_000).default(30_000),
+    tenants: z.array(z.object({ name }).strict()).default([]),
+    taskTypes: z.array(taskTypeSchema).default([]),
+    policies: z
+      .array(
+        z
+          .object({
+            /** A tenant name, or '*'. */
+            tenant: pattern.default('*'),
+            roles: z.array(role).min(1),
+            /** Task names or prefixes ('media.*'). */
+            tasks: z.array(pattern).min(1),
+            /** Submissions by these roles wait for an approver. */
+            approval: z.boolean().default(false),
+          })
+          .strict(),
+      )
+      .default([]),
+    quotas: z
+      .record(
+        name,
+        z
+          .object({
+            maxQueued: z.number().int().min(0).optional(),
+            maxRunning: z.number().int().min(0).optional(),
+            submitPerSecond: z.number().min(0).optional(),
+            maxPayloadBytes: z.number().int().min(0).optional(),
+          })
+          .strict(),
+      )
+      .default({}),
+    routes: z
+      .array(
+        z
+          .object({
+            queue: name,
+            labels: z.array(name).default([]),
+            clearance: classification.default('internal'),
+          })
+          .strict(),
+      )
+      .default([]),
+    retention: z
+      .object({
+        jobsDays: z.number().int().min(1).max(36_500).optional(),
+        evidenceDays: z.number().int().min(1).max(36_500).optional(),
+      })
+      .strict()
+      .default({}),
+    triggers: z
+      .array(
+        z
+          .object({
+            on: z.string().regex(/^job\.[a-z_]+$/, "must be an event type like 'job.succeeded'"),
+            task: pattern.optional(),
+            start: name,
+            input: z.record(z.string(), z.unknown()).default({}),
+          })
+          .strict(),
+      )
+      .default([]),
+  })
+  .strict()
+  .superRefine((doc, ctx) => {
+    const seen = new Set<string>();
+    doc.taskTypes.forEach((t, i) => {
+      const key = `${t.name}@${t.version}`;
+      if (seen.has(key))
+        ctx.addIssue({ code: 'custom', path: ['taskTypes', i], message: `${key} is defined twice` });
+      seen.add(key);
+      if (t.egress === 'none' && t.runtime !== 'process') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['taskTypes', i, 'egress'],
+          message: `egress 'none' needs runtime 'process' (it is '${t.runtime}')`,
+        });
+      }
+    });
+    const tenants = new Set<string>();
+    doc.tenants.forEach((t, i) => {
+      if (tenants.has(t.name))
+        ctx.addIssue({ code: 'custom', path: ['tenants', i], message: `${t.name} is listed twice` });
+      tenants.add(t.name);
+    });
+  });
+
+export type ConfigDocument = z.output<typeof configSchema>;
+export type TaskTypeConfig = z.output<typeof taskTypeSchema>;
+
+export interface ConfigProblem {
+  /** Where: `taskTypes[2].leaseMs`. */
+  path: string;
+  message: string;
+}
+
+export type ParseResult = { ok: true; document: ConfigDocument } | { ok: false; problems: ConfigProblem[] };
+
+function pathText(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || '(document)';
+}
+
+/** Validate a parsed document; defaults are applied to what it leaves out. */
+export function validateConfig(value: unknown): ParseResult {
+  const r = configSchema.safeParse(value);
+  if (r.success) return { ok: true, document: r.data };
+  return { ok: false, problems: r.error.issues.map((i) => ({ path: pathText(i.path), message: i.message })) };
+}
+
+/** Parse YAML or JSON text (JSON is YAML) and validate it. */
+export function parseConfig(text: string): ParseResult {
+  let value: unknown;
+  try {
+    value = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (err) {
+    return {
+      ok: false,
+      problems: [{ path: '(document)', message: `not valid YAML or JSON: ${(err as Error).message}` }],
+    };
+  }
+  return validateConfig(value ?? {});
+}
+
+/** Whether a task type needs fresh control contact to start. */
+export function needsFreshControl(t: TaskTypeConfig): boolean {
+  return t.freshControl ?? t.effect === 'destructive';
+}
