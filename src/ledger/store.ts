@@ -15,6 +15,7 @@
 import type { ConfigStore } from './config-store.js';
 import type { Registry } from './registry.js';
 import type {
+  AttemptContext,
   ClaimOptions,
   CompleteInput,
   ConsumerState,
@@ -69,8 +70,8 @@ export interface Store {
 
   /** Lease up to `limit` runnable jobs (`queued -> leased`), each with a new fence. */
   claim(options: ClaimOptions): Promise<Job[]>;
-  /** `leased -> running`: the handler starts. */
-  start(leases: Lease[]): Promise<Outcome<Transitioned>[]>;
+  /** `leased -> running`: the handler starts. `context` goes on each `job.running` event. */
+  start(leases: Lease[], context?: AttemptContext): Promise<Outcome<Transitioned>[]>;
   /** Extend leases from the store's clock; reports a pending cancel. Never revives a lost lease. */
   heartbeat(items: HeartbeatInput[]): Promise<Outcome<HeartbeatResult>[]>;
   /** `running -> succeeded`. */

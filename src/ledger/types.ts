@@ -143,6 +143,14 @@ export interface FailInput extends Lease {
 
 export type Outcome<T> = { jobId: string; ok: true; value: T } | { jobId: string; ok: false; error: Error };
 
+/** What an attempt runs under, recorded on its `job.running` event. */
+export interface AttemptContext {
+  /** The config version the worker applied when it started the attempt. */
+  configVersion?: number;
+  /** True when the worker could not reach the control plane and ran on its cached snapshot. */
+  cachedAuthority?: boolean;
+}
+
 /** What an owner's transition left behind: the job's new state and when it changed. */
 export interface Transitioned {
   state: JobState;

@@ -7,6 +7,7 @@ import canonicalize from 'canonicalize';
 import { isJobState, type JobState } from '../lifecycle/lifecycle.js';
 import { InvalidArgumentError } from './errors.js';
 import {
+  type AttemptContext,
   type BackoffPolicy,
   CLASSIFICATIONS,
   type ClaimOptions,
@@ -470,4 +471,21 @@ export function checkWorkerInfo(raw: WorkerInfo): WorkerInfo {
     info.meta = raw.meta;
   }
   return info;
+}
+
+export function checkAttemptContext(ctx: AttemptContext): AttemptContext {
+  if (typeof ctx !== 'object' || ctx === null) fail('start.context', 'must be an object');
+  const out: AttemptContext = {};
+  if (ctx.configVersion !== undefined)
+    out.configVersion = checkInt(
+      'start.context.configVersion',
+      ctx.configVersion,
+      0,
+      Number.MAX_SAFE_INTEGER,
+    );
+  if (ctx.cachedAuthority !== undefined) {
+    if (typeof ctx.cachedAuthority !== 'boolean') fail('start.context.cachedAuthority', 'must be a boolean');
+    out.cachedAuthority = ctx.cachedAuthority;
+  }
+  return out;
 }

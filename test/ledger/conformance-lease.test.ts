@@ -236,8 +236,9 @@ for (const backend of backends()) {
       assert.equal(silent.state, 'active');
       assertBetween(silent.startedAt, t0, t1, 'startedAt');
       assertBetween(silent.lastSeenAt, t0, t1, 'lastSeenAt');
-      const { state: _state, startedAt: _startedAt, lastSeenAt: _lastSeenAt, ...info } = silent;
+      const { state: _state, startedAt: _startedAt, lastSeenAt: _lastSeenAt, config, ...info } = silent;
       assert.deepEqual(plain(info), plain(worker(silentId, [queue])));
+      assert.deepEqual(config, {}, 'no config reported yet');
       await t.store.registerWorker(worker(aliveId, [queue]));
 
       const job = await submitJob(t.store, { queue, leaseMs: 60_000 });

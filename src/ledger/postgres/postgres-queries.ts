@@ -115,7 +115,10 @@ const leaseEvent = (from: string, to: string, reason: string) =>
 /** What an owner's transition hands back (its new state and time), plus what its event needs. */
 const MOVED = 'j.id, j.state, j.updated_at, j.tenant, j.correlation_id, j.queue, j.attempt, j.fence';
 
-/** start: `leased -> running` for each current lease; one `job.running` event each. */
+/**
+ * start: `leased -> running` for each current lease; one `job.running` event each, carrying the
+ * attempt's context ($3: the config version it runs under, and whether on cached authority).
+ */
 export const START: Sql = {
   name: 'bulkhead_start',
   text: `
@@ -127,7 +130,8 @@ WITH moved AS (
 ),
 ev AS (
   INSERT INTO ${EVENT_COLUMNS}
-  SELECT 'job.running', m.tenant, m.id, m.correlation_id, ${leaseEvent('leased', 'running', 'started')}, m.updated_at
+  SELECT 'job.running', m.tenant, m.id, m.correlation_id, ${leaseEvent('leased', 'running', 'started')} || $3::jsonb,
+         m.updated_at
     FROM moved m ORDER BY m.id
 )
 SELECT id, state, updated_at FROM moved`,

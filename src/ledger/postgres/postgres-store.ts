@@ -11,6 +11,7 @@ import { JobNotFoundError, JobStateConflictError, StaleLeaseError } from '../err
 import { type JobRow, rowToJob, rowToStep, rowToWorker, type StepRow, type WorkerRow } from '../rows.js';
 import type { OpenStoreOptions, Store } from '../store.js';
 import {
+  type AttemptContext,
   type ClaimOptions,
   type CompleteInput,
   type ConsumerState,
@@ -37,6 +38,7 @@ import {
   type WorkerState,
 } from '../types.js';
 import {
+  checkAttemptContext,
   checkErrorInput,
   checkInt,
   checkJobId,
@@ -177,9 +179,10 @@ export class PostgresStore implements Store {
     return claimed;
   }
 
-  async start(leases: Lease[]): Promise<Outcome<Transitioned>[]> {
+  async start(leases: Lease[], context: AttemptContext = {}): Promise<Outcome<Transitioned>[]> {
     checkLeases('start', leases);
-    return ownerBatch(this.pool, leases, START, () => [], transitioned);
+    const ctx = checkAttemptContext(context);
+    return ownerBatch(this.pool, leases, START, () => [JSON.stringify(ctx)], transitioned);
   }
 
   async heartbeat(items: HeartbeatInput[]): Promise<Outcome<HeartbeatResult>[]> {

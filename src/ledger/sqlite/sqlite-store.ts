@@ -36,6 +36,7 @@ import {
 } from '../rows.js';
 import type { OpenStoreOptions, Store } from '../store.js';
 import {
+  type AttemptContext,
   type ClaimOptions,
   type CompleteInput,
   type ConsumerState,
@@ -63,6 +64,7 @@ import {
 } from '../types.js';
 import {
   backoffDelay,
+  checkAttemptContext,
   checkErrorInput,
   checkInt,
   checkJobId,
@@ -256,13 +258,14 @@ export class SqliteStore implements Store {
     });
   }
 
-  async start(leases: Lease[]): Promise<Outcome<Transitioned>[]> {
+  async start(leases: Lease[], context: AttemptContext = {}): Promise<Outcome<Transitioned>[]> {
     checkLeases('start', leases);
+    const ctx = checkAttemptContext(context);
     const batch = JSON.stringify(leases.map((l) => [l.jobId, l.fence]));
     return this.write(() => {
       const now = Date.now();
       const rows = this.q.start.all({ leases: batch, now }) as TransitionedRow[];
-      this.eventsFor(rows, 'job.running', { from: 'leased', to: 'running', reason: 'started' }, now);
+      this.eventsFor(rows, 'job.running', { from: 'leased', to: 'running', reason: 'started', ...ctx }, now);
       return this.outcomes(leases, rows, now);
     });
   }
