@@ -24,6 +24,9 @@ export class HttpProblem extends Error {
 /** HTTP status of each stable code of the planes' own errors. */
 const CODE_STATUS: Record<string, number> = {
   unknown_task: 400,
+  config_invalid: 400,
+  no_config: 404,
+  read_only: 409,
   invalid_input: 400,
   forbidden: 403,
   invalid_argument: 400,
@@ -84,6 +87,7 @@ export function toProblem(err: unknown): { problem: HttpProblem; unexpected: boo
     if ('path' in err && typeof err.path === 'string') extra.path = err.path;
     if ('errors' in err && Array.isArray(err.errors)) extra.errors = err.errors;
     if ('known' in err && Array.isArray(err.known)) extra.known = err.known;
+    if ('problems' in err && Array.isArray(err.problems)) extra.errors = err.problems;
     return { problem: new HttpProblem(status, err.code, err.message, extra), unexpected: status >= 500 };
   }
   const fe = err as FastifyError & {

@@ -7,9 +7,11 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { type Logger, pino } from 'pino';
 import { Admission } from '../control/admission.js';
+import type { ConfigService } from '../control/config/service.js';
 import type { Store } from '../ledger/store.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuth } from './auth.js';
+import { registerConfigRoutes } from './config-routes.js';
 import { type HealthSection, healthSchema, registerHealthRoutes } from './health-routes.js';
 import { registerJobRoutes } from './jobs-routes.js';
 import { HttpProblem, problemSchema, sendProblem } from './problem.js';
@@ -26,6 +28,8 @@ export interface ApiOptions {
   /** Sections of `GET /v1/health`, one per plane, added by whoever runs that plane here. */
   health?: Record<string, () => HealthSection | Promise<HealthSection>>;
   version?: string;
+  /** The config service (signing key, deployment): enables the config and fleet routes. */
+  config?: ConfigService;
 }
 
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
@@ -82,6 +86,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   registerHealthRoutes(app, { store: options.store, sections: options.health ?? {} });
   registerJobRoutes(app, { store: options.store, admission: new Admission(options.store) });
   registerAdminRoutes(app, { store: options.store });
+  if (options.config) registerConfigRoutes(app, { store: options.store, config: options.config });
 
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();

@@ -4,7 +4,7 @@
  * (what workers pin) — and used to sign config snapshots.
  */
 
-import { createPrivateKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -46,6 +46,12 @@ export function loadSigningKey(dir: string): SigningKey {
   }
   const publicPem = readFileSync(join(dir, PUBLIC_KEY_FILE), 'utf8');
   const publicKey = loadPublicKey(publicPem);
+  const derived = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+  if (!derived.equals(publicKey.export({ type: 'spki', format: 'der' }))) {
+    throw new TypeError(
+      `${join(dir, PUBLIC_KEY_FILE)} is not the public half of ${join(dir, PRIVATE_KEY_FILE)}`,
+    );
+  }
   return { privateKey, publicKey, keyId: keyIdOf(publicKey), publicPem };
 }
 

@@ -122,10 +122,14 @@ export function verifySnapshot(
     };
   }
   let valid = false;
-  try {
-    valid = verify(null, signedBytes(s), trust.publicKey, Buffer.from(s.signature, 'base64'));
-  } catch {
-    valid = false;
+  const sig = Buffer.from(s.signature, 'base64');
+  // Strict: exactly the 64 bytes of an Ed25519 signature, in canonical base64.
+  if (sig.length === 64 && sig.toString('base64') === s.signature) {
+    try {
+      valid = verify(null, signedBytes(s), trust.publicKey, sig);
+    } catch {
+      valid = false;
+    }
   }
   if (!valid)
     return {

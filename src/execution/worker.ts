@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
 import { StaleLeaseError } from '../ledger/errors.js';
+import type { TaskType } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
 import type {
   Classification,
@@ -165,22 +166,7 @@ export class Worker {
   async start(): Promise<void> {
     if (this.state !== 'starting') throw new Error(`worker ${this.id} was already started`);
     if (this.options.registerTaskTypes !== false) {
-      for (const t of this.tasks.values()) {
-        await this.store.registry.putTaskType({
-          name: t.name,
-          version: t.version,
-          inputSchema: t.inputJsonSchema,
-          queue: t.queue,
-          runtime: t.runtime,
-          timeoutMs: t.timeoutMs,
-          leaseMs: t.leaseMs,
-          maxAttempts: t.maxAttempts,
-          backoff: t.backoff,
-          classification: t.classification,
-          compensable: t.compensate !== undefined,
-          source: this.id,
-        });
-      }
+      for (const t of this.tasks.values()) await this.registerTaskType(t);
     }
     await this.store.registerWorker(this.info());
     this.state = 'running';
@@ -230,6 +216,43 @@ export class Worker {
     this.unsubscribe?.();
     this.state = 'stopped';
     this.log.info(this.counts, 'worker stopped');
+  }
+
+  /**
+   * Publish a task's contract from its code, unless a published config owns it: then the config is
+   * the authority, and a difference between code and contract is reported here, at start, so the
+   * two cannot drift silently.
+   */
+  private async registerTaskType(t: TaskDefinition): Promise<void> {
+    const fromCode = {
+      name: t.name,
+      version: t.version,
+      inputSchema: t.inputJsonSchema,
+      queue: t.queue,
+      runtime: t.runtime,
+      timeoutMs: t.timeoutMs,
+      leaseMs: t.leaseMs,
+      maxAttempts: t.maxAttempts,
+      backoff: t.backoff,
+      classification: t.classification,
+      compensable: t.compensate !== undefined,
+      source: this.id,
+    };
+    const existing = await this.store.registry.getTaskType(t.name, t.version);
+    if (existing?.source !== 'config') {
+      await this.store.registry.putTaskType(fromCode);
+      return;
+    }
+    const drift = contractDrift(existing, fromCode);
+    if (drift.length > 0) {
+      this.log.warn(
+        { task: `${t.name}@${t.version}`, drift },
+        `task ${t.name}@${t.version}: the code differs from the published contract (${drift.join(', ')}); the contract rules`,
+      );
+    }
+    if (existing.compensable !== fromCode.compensable) {
+      await this.store.registry.putTaskType({ ...existing, compensable: fromCode.compensable });
+    }
   }
 
   private info(): WorkerInfo {
@@ -392,4 +415,48 @@ export class Worker {
 
 export function createWorker(options: WorkerOptions): Worker {
   return new Worker(options);
+}
+
+/** Which contract fields of a task's code differ from the published contract. */
+export function contractDrift(
+  contract: Omit<TaskType, 'updatedAt' | 'source' | 'compensable'>,
+  code: Omit<TaskType, 'updatedAt' | 'source' | 'compensable'>,
+): string[] {
+  const out: string[] = [];
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const schemaOf = (s: Record<string, unknown>) => {
+    const { $schema: _ignored, ...rest } = s;
+    return rest;
+  };
+  if (
+    Object.keys(contract.inputSchema).length > 0 &&
+    !same(sortKeys(schemaOf(contract.inputSchema)), sortKeys(schemaOf(code.inputSchema)))
+  ) {
+    out.push('input schema');
+  }
+  for (const k of [
+    'queue',
+    'runtime',
+    'timeoutMs',
+    'leaseMs',
+    'maxAttempts',
+    'backoff',
+    'classification',
+  ] as const) {
+    if (!same(contract[k], code[k]))
+      out.push(`${k} ${JSON.stringify(code[k])} vs ${JSON.stringify(contract[k])}`);
+  }
+  return out;
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
+    );
+  }
+  return v;
 }

@@ -113,6 +113,17 @@ export interface Store {
   markLostWorkers(silentMs: number): Promise<string[]>;
   listWorkers(): Promise<WorkerRecord[]>;
 
+  /**
+   * Append an outbox event that is not a job transition (an admin mutation, a config publish), for
+   * consumers and the evidence plane. Returns its seq.
+   */
+  appendEvent(event: {
+    type: string;
+    tenant: string;
+    correlationId?: string;
+    data: Record<string, unknown>;
+  }): Promise<number>;
+
   /** Outbox events with seq > `afterSeq`, ascending; only events whose transactions have committed. */
   readEvents(afterSeq: number, limit: number): Promise<OutboxEvent[]>;
 

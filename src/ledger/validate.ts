@@ -489,3 +489,27 @@ export function checkAttemptContext(ctx: AttemptContext): AttemptContext {
   }
   return out;
 }
+
+export function checkEventInput(e: {
+  type: string;
+  tenant: string;
+  correlationId?: string;
+  data: Record<string, unknown>;
+}): {
+  type: string;
+  tenant: string;
+  correlationId: string | null;
+  dataJson: string;
+} {
+  if (typeof e.type !== 'string' || !/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/.test(e.type)) {
+    fail('event.type', "must be a dotted lower-case name like 'config.published'");
+  }
+  if (typeof e.data !== 'object' || e.data === null || Array.isArray(e.data))
+    fail('event.data', 'must be an object');
+  return {
+    type: e.type,
+    tenant: checkName('event.tenant', e.tenant),
+    correlationId: e.correlationId === undefined ? null : checkJobId('event.correlationId', e.correlationId),
+    dataJson: toJson('event.data', e.data, 64 * 1024),
+  };
+}

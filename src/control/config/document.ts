@@ -119,29 +119,7 @@ export const configSchema = z
       )
       .default([]),
   })
-  .strict()
-  .superRefine((doc, ctx) => {
-    const seen = new Set<string>();
-    doc.taskTypes.forEach((t, i) => {
-      const key = `${t.name}@${t.version}`;
-      if (seen.has(key))
-        ctx.addIssue({ code: 'custom', path: ['taskTypes', i], message: `${key} is defined twice` });
-      seen.add(key);
-      if (t.egress === 'none' && t.runtime !== 'process') {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['taskTypes', i, 'egress'],
-          message: `egress 'none' needs runtime 'process' (it is '${t.runtime}')`,
-        });
-      }
-    });
-    const tenants = new Set<string>();
-    doc.tenants.forEach((t, i) => {
-      if (tenants.has(t.name))
-        ctx.addIssue({ code: 'custom', path: ['tenants', i], message: `${t.name} is listed twice` });
-      tenants.add(t.name);
-    });
-  });
+  .strict();
 
 export type ConfigDocument = z.output<typeof configSchema>;
 export type TaskTypeConfig = z.output<typeof taskTypeSchema>;
@@ -160,11 +138,61 @@ function pathText(path: readonly PropertyKey[]): string {
   return out || '(document)';
 }
 
-/** Validate a parsed document; defaults are applied to what it leaves out. */
+/**
+ * Checks across entries (duplicates, egress needing the process runtime), on the raw value so they
+ * are reported together with type errors elsewhere (the schema stops refining at the first bad type).
+ */
+function crossChecks(value: unknown): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const entries = (key: string): Record<string, unknown>[] => {
+    const list = (value as Record<string, unknown> | null)?.[key];
+    return Array.isArray(list)
+      ? list.map((e) => (e && typeof e === 'object' ? (e as Record<string, unknown>) : {}))
+      : [];
+  };
+  const seen = new Set<string>();
+  entries('taskTypes').forEach((t, i) => {
+    if (typeof t.name !== 'string') return;
+    const key = `${t.name}@${typeof t.version === 'number' ? t.version : 1}`;
+    if (seen.has(key)) out.push({ path: `taskTypes[${i}]`, message: `${key} is defined twice` });
+    seen.add(key);
+    if (t.egress === 'none' && (t.runtime ?? 'inline') !== 'process') {
+      out.push({
+        path: `taskTypes[${i}].egress`,
+        message: `egress 'none' needs runtime 'process' (it is '${String(t.runtime ?? 'inline')}')`,
+      });
+    }
+  });
+  const tenants = new Set<string>();
+  entries('tenants').forEach((t, i) => {
+    if (typeof t.name !== 'string') return;
+    if (tenants.has(t.name)) out.push({ path: `tenants[${i}]`, message: `${t.name} is listed twice` });
+    tenants.add(t.name);
+  });
+  // Text that is not well-formed Unicode cannot be canonicalised, hence not signed.
+  if (/(^|[^\\])(\\\\)*\\ud[89a-f][0-9a-f]{2}/i.test(JSON.stringify(value) ?? '')) {
+    out.push({
+      path: '(document)',
+      message: 'contains a lone surrogate (text that is not well-formed Unicode)',
+    });
+  }
+  return out;
+}
+
+/** Validate a parsed document; defaults are applied to what it leaves out. Every problem is reported. */
 export function validateConfig(value: unknown): ParseResult {
   const r = configSchema.safeParse(value);
-  if (r.success) return { ok: true, document: r.data };
-  return { ok: false, problems: r.error.issues.map((i) => ({ path: pathText(i.path), message: i.message })) };
+  const problems: ConfigProblem[] = r.success
+    ? []
+    : r.error.issues.flatMap((i) =>
+        // An unknown key is reported where it is, one problem per key.
+        i.code === 'unrecognized_keys'
+          ? i.keys.map((k) => ({ path: pathText([...i.path, k]), message: `unknown key '${k}'` }))
+          : [{ path: pathText(i.path), message: i.message }],
+      );
+  problems.push(...crossChecks(value));
+  if (r.success && problems.length === 0) return { ok: true, document: r.data };
+  return { ok: false, problems };
 }
 
 /** Parse YAML or JSON text (JSON is YAML) and validate it. */

@@ -469,3 +469,9 @@ SELECT s.max_seq, CASE WHEN s.max_seq > $1 THEN pg_current_xact_id() END AS xid
 };
 
 export const SERVER_NOW: Sql = { name: 'bulkhead_now', text: `SELECT ${CLOCK_MS} AS now` };
+
+/** appendEvent: an outbox event that is not a job transition (admin mutation, config publish). */
+export const APPEND_EVENT: Sql = {
+  name: 'bulkhead_append_event',
+  text: `INSERT INTO ${EVENT_COLUMNS} VALUES ($1, $2, NULL, $3, $4::jsonb, ${NOW_MS}) RETURNING seq`,
+};

@@ -40,6 +40,7 @@ import {
 import {
   checkAttemptContext,
   checkErrorInput,
+  checkEventInput,
   checkInt,
   checkJobId,
   checkLeases,
@@ -63,6 +64,7 @@ import { connectionConfig, createPool, redactUrl, run, transaction, withRetry } 
 import { EventReader, WakeListener } from './postgres-events.js';
 import { migrate } from './postgres-migrate.js';
 import {
+  APPEND_EVENT,
   CLAIM,
   COMPLETE,
   CONFIRM_CANCEL,
@@ -419,6 +421,19 @@ export class PostgresStore implements Store {
   }
 
   // ── outbox and wake-ups ────────────────────────────────────────────────────────────────────
+
+  async appendEvent(event: {
+    type: string;
+    tenant: string;
+    correlationId?: string;
+    data: Record<string, unknown>;
+  }): Promise<number> {
+    const e = checkEventInput(event);
+    const [row] = await withRetry(() =>
+      run<{ seq: number }>(this.pool, APPEND_EVENT, [e.type, e.tenant, e.correlationId, e.dataJson]),
+    );
+    return Number(row!.seq);
+  }
 
   async readEvents(afterSeq: number, limit: number): Promise<OutboxEvent[]> {
     checkInt('readEvents.afterSeq', afterSeq, 0, Number.MAX_SAFE_INTEGER);

@@ -66,6 +66,7 @@ import {
   backoffDelay,
   checkAttemptContext,
   checkErrorInput,
+  checkEventInput,
   checkInt,
   checkJobId,
   checkLeases,
@@ -619,6 +620,21 @@ export class SqliteStore implements Store {
   }
 
   // ── outbox ─────────────────────────────────────────────────────────────────────────────────
+
+  async appendEvent(event: {
+    type: string;
+    tenant: string;
+    correlationId?: string;
+    data: Record<string, unknown>;
+  }): Promise<number> {
+    const e = checkEventInput(event);
+    return this.write(() =>
+      Number(
+        this.q.insertEvent.run(e.type, e.tenant, null, e.correlationId, e.dataJson, Date.now())
+          .lastInsertRowid,
+      ),
+    );
+  }
 
   async readEvents(afterSeq: number, limit: number): Promise<OutboxEvent[]> {
     checkInt('readEvents.afterSeq', afterSeq, 0, Number.MAX_SAFE_INTEGER);

@@ -1,0 +1,223 @@
+/**
+ * The config service: publish, roll back, canary, promote, abort and the control plane's mode, and
+ * the signed snapshot each worker should run. A version's document and digest never change; what
+ * the control plane refreshes on every serve is the signed validity window (issuedAt .. expiresAt
+ * = now + configTtlMs), so a worker that keeps in contact never sees its snapshot expire, and one
+ * that loses contact stops claiming once the window closes (freeze protection).
+ *
+ * Every change is recorded as an outbox event (`config.*`, `control.mode_changed`) with who, what
+ * and the versions; the evidence plane ships those.
+ */
+import type { ConfigVersion, Rollout } from '../../ledger/config-store.js';
+import { ConfigConflictError } from '../../ledger/errors.js';
+import type { Store } from '../../ledger/store.js';
+import { ControlError } from '../errors.js';
+import type { SigningKey } from '../signing-keys.js';
+import { signSnapshot } from '../signing-keys.js';
+import { canonical, documentDigest, type Snapshot } from '../snapshot.js';
+import { type ConfigDocument, type ConfigProblem, parseConfig, validateConfig } from './document.js';
+
+/** The system tenant that owns control-plane events. */
+const SYSTEM_TENANT = 'default';
+
+export class ConfigInvalidError extends ControlError {
+  readonly code = 'config_invalid';
+  constructor(readonly problems: ConfigProblem[]) {
+    super(
+      `the config document has ${problems.length} problem(s): ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
+    );
+  }
+}
+
+export class ReadOnlyError extends ControlError {
+  readonly code = 'read_only';
+  constructor(action: string) {
+    super(
+      `the control plane is in read-only mode: ${action} is refused; an admin can switch it back with 'bulkhead control mode normal'`,
+    );
+  }
+}
+
+export class NoConfigError extends ControlError {
+  readonly code = 'no_config';
+  constructor() {
+    super("no config has been published yet; publish one with 'bulkhead config publish FILE'");
+  }
+}
+
+export interface PublishRequest {
+  /** YAML/JSON text, or an already-parsed value. */
+  document: unknown;
+  /** Apply only to workers with this label until promoted. */
+  canaryLabel?: string;
+  /** Task-code contracts (name, version, input JSON Schema) to merge into taskTypes. */
+  taskSchemas?: { name: string; version: number; input: Record<string, unknown> }[];
+  by: string;
+}
+
+export class ConfigService {
+  constructor(
+    private readonly store: Store,
+    readonly key: SigningKey,
+    readonly deploymentId: string,
+  ) {}
+
+  /** Parse, validate and normalise a document (defaults applied), merging task-code schemas. */
+  prepare(document: unknown, taskSchemas: PublishRequest['taskSchemas'] = []): ConfigDocument {
+    const parsed = typeof document === 'string' ? parseConfig(document) : validateConfig(document);
+    if (!parsed.ok) throw new ConfigInvalidError(parsed.problems);
+    const doc = parsed.document;
+    for (const s of taskSchemas) {
+      const t = doc.taskTypes.find((x) => x.name === s.name && x.version === s.version);
+      if (t) t.input = s.input;
+      else {
+        const added = validateConfig({ taskTypes: [{ name: s.name, version: s.version, input: s.input }] });
+        if (!added.ok) throw new ConfigInvalidError(added.problems);
+        doc.taskTypes.push(...added.document.taskTypes);
+      }
+    }
+    return doc;
+  }
+
+  async publish(req: PublishRequest): Promise<ConfigVersion> {
+    await this.refuseWhenReadOnly('publishing config');
+    const doc = this.prepare(req.document, req.taskSchemas);
+    const version = await this.store.configs.publish({
+      documentJson: canonical(doc),
+      digest: documentDigest(doc),
+      kind: req.canaryLabel === undefined ? 'publish' : 'canary',
+      ...(req.canaryLabel !== undefined && { canaryLabel: req.canaryLabel }),
+      publishedBy: req.by,
+    });
+    await this.syncRegistry(doc);
+    await this.audit(req.canaryLabel === undefined ? 'config.published' : 'config.canary_published', req.by, {
+      version: version.version,
+      digest: version.digest,
+      previousDigest: version.previousDigest,
+      ...(req.canaryLabel !== undefined && { canaryLabel: req.canaryLabel }),
+    });
+    return version;
+  }
+
+  /** Publish the document of an older version as a new version. */
+  async rollback(toVersion: number, by: string): Promise<ConfigVersion> {
+    await this.refuseWhenReadOnly('rolling back config');
+    const old = await this.store.configs.get(toVersion);
+    if (!old) throw new ConfigConflictError(`config version ${toVersion} does not exist`);
+    const rollout = await this.store.configs.rollout();
+    if (rollout.canary)
+      throw new ConfigConflictError('a canary is in flight; promote or abort it before a rollback');
+    const doc = JSON.parse(old.documentJson) as ConfigDocument;
+    const version = await this.store.configs.publish({
+      documentJson: old.documentJson,
+      digest: old.digest,
+      kind: 'rollback',
+      publishedBy: by,
+    });
+    await this.syncRegistry(doc);
+    await this.audit('config.rolled_back', by, {
+      version: version.version,
+      content: toVersion,
+      digest: version.digest,
+    });
+    return version;
+  }
+
+  /** Make the canary current, unless a worker of the canary refused it. */
+  async promote(by: string): Promise<Rollout> {
+    await this.refuseWhenReadOnly('promoting a canary');
+    const rollout = await this.store.configs.rollout();
+    if (!rollout.canary) throw new ConfigConflictError('there is no canary to promote');
+    const nacks = (await this.store.listWorkers()).filter(
+      (w) => w.state !== 'lost' && w.state !== 'stopped' && w.config.nackVersion === rollout.canary?.version,
+    );
+    if (nacks.length > 0) {
+      throw new ConfigConflictError(
+        `canary version ${rollout.canary.version} was refused by ${nacks
+          .map((w) => `${w.id} (${w.config.nackReason ?? 'no reason'})`)
+          .join(', ')}; fix it and publish a new canary, or abort`,
+      );
+    }
+    const promoted = await this.store.configs.promote();
+    const version = await this.store.configs.get(rollout.canary.version);
+    if (version) await this.syncRegistry(JSON.parse(version.documentJson) as ConfigDocument);
+    await this.audit('config.promoted', by, { version: rollout.canary.version, label: rollout.canary.label });
+    return promoted;
+  }
+
+  async abort(by: string): Promise<Rollout> {
+    await this.refuseWhenReadOnly('aborting a canary');
+    const before = await this.store.configs.rollout();
+    const after = await this.store.configs.abort();
+    await this.audit('config.canary_aborted', by, {
+      version: before.canary?.version,
+      label: before.canary?.label,
+    });
+    return after;
+  }
+
+  async setMode(mode: 'normal' | 'read_only', by: string): Promise<Rollout> {
+    const before = await this.store.configs.rollout();
+    const after = await this.store.configs.setMode(mode);
+    if (before.mode !== mode) await this.audit('control.mode_changed', by, { from: before.mode, to: mode });
+    return after;
+  }
+
+  async refuseWhenReadOnly(action: string): Promise<void> {
+    if ((await this.store.configs.rollout()).mode === 'read_only') throw new ReadOnlyError(action);
+  }
+
+  /** The version a worker with these labels should run: the canary's when it carries the label. */
+  async versionFor(labels: string[]): Promise<ConfigVersion | undefined> {
+    const rollout = await this.store.configs.rollout();
+    const v =
+      rollout.canary && labels.includes(rollout.canary.label)
+        ? rollout.canary.version
+        : rollout.currentVersion;
+    return v === null ? undefined : this.store.configs.get(v);
+  }
+
+  /** A freshly signed snapshot of the version a worker with these labels should run. */
+  async snapshotFor(labels: string[], now = Date.now()): Promise<Snapshot> {
+    const v = await this.versionFor(labels);
+    if (!v) throw new NoConfigError();
+    const doc = JSON.parse(v.documentJson) as ConfigDocument;
+    return signSnapshot(
+      this.key,
+      {
+        version: v.version,
+        deploymentId: this.deploymentId,
+        previousDigest: v.previousDigest,
+        issuedAt: now,
+        ttlMs: doc.configTtlMs,
+      },
+      doc,
+    );
+  }
+
+  /** The published task types become the admission contracts (the registry's `config` source). */
+  private async syncRegistry(doc: ConfigDocument): Promise<void> {
+    for (const t of doc.taskTypes) {
+      // Whether the code defines compensate() is the code's to say (the worker registers it).
+      const existing = await this.store.registry.getTaskType(t.name, t.version);
+      await this.store.registry.putTaskType({
+        compensable: existing?.compensable ?? false,
+        name: t.name,
+        version: t.version,
+        inputSchema: t.input ?? {},
+        queue: t.queue,
+        runtime: t.runtime,
+        timeoutMs: t.timeoutMs,
+        leaseMs: t.leaseMs,
+        maxAttempts: t.maxAttempts,
+        backoff: t.backoff,
+        classification: t.maxClassification,
+        source: 'config',
+      });
+    }
+  }
+
+  private async audit(type: string, by: string, data: Record<string, unknown>): Promise<void> {
+    await this.store.appendEvent({ type, tenant: SYSTEM_TENANT, data: { ...data, by } });
+  }
+}
