@@ -12,6 +12,7 @@
  * - Bad arguments throw `InvalidArgumentError` before anything is written.
  * - Lease deadlines and all times come from the store's clock.
  */
+import type { BlockReason } from '../lifecycle/lifecycle.js';
 import type { ConfigStore } from './config-store.js';
 import type { Registry } from './registry.js';
 import type {
@@ -94,6 +95,11 @@ export interface Store {
    * `JobStateConflictError` for a job already terminal.
    */
   cancel(jobId: string, options?: { tenant?: string }): Promise<Job>;
+
+  /** `queued -> blocked` for the queued jobs of these tasks, with the reason. Returns how many. */
+  block(options: { tasks: string[]; reason: BlockReason }): Promise<number>;
+  /** `blocked -> queued` for jobs blocked for this reason (of these tasks, when given). Returns how many. */
+  unblock(options: { reason: BlockReason; tasks?: string[] }): Promise<number>;
 
   /** Return expired leases to `queued` (or `dead`, or `cancelled`), and expire jobs past their deadline. */
   reap(): Promise<ReapResult>;

@@ -4,7 +4,13 @@
  */
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
-import { isJobState, type JobState } from '../lifecycle/lifecycle.js';
+import {
+  BLOCK_REASONS,
+  type BlockReason,
+  isBlockReason,
+  isJobState,
+  type JobState,
+} from '../lifecycle/lifecycle.js';
 import { InvalidArgumentError } from './errors.js';
 import {
   type AttemptContext,
@@ -511,5 +517,19 @@ export function checkEventInput(e: {
     tenant: checkName('event.tenant', e.tenant),
     correlationId: e.correlationId === undefined ? null : checkJobId('event.correlationId', e.correlationId),
     dataJson: toJson('event.data', e.data, 64 * 1024),
+  };
+}
+
+export function checkBlock(
+  path: string,
+  o: { tasks?: string[]; reason: unknown },
+): { tasks: string[] | null; reason: BlockReason } {
+  if (!isBlockReason(o.reason))
+    fail(`${path}.reason`, `must be one of ${BLOCK_REASONS.join(', ')}, got ${describe(o.reason)}`);
+  if (o.tasks !== undefined && !Array.isArray(o.tasks))
+    fail(`${path}.tasks`, 'must be an array of task names');
+  return {
+    tasks: o.tasks === undefined ? null : o.tasks.map((t, i) => checkName(`${path}.tasks[${i}]`, t)),
+    reason: o.reason,
   };
 }

@@ -475,3 +475,43 @@ export const APPEND_EVENT: Sql = {
   name: 'bulkhead_append_event',
   text: `INSERT INTO ${EVENT_COLUMNS} VALUES ($1, $2, NULL, $3, $4::jsonb, ${NOW_MS}) RETURNING seq`,
 };
+
+/** block: `queued -> blocked` ($2 the reason) for the queued jobs of the tasks in $1; one event each. */
+export const BLOCK: Sql = {
+  name: 'bulkhead_block',
+  text: `
+WITH moved AS (
+  UPDATE bulkhead.jobs j SET state = 'blocked', reason = $2, updated_at = ${NOW_MS}
+   WHERE j.state = 'queued' AND j.task = ANY ($1::text[])
+  RETURNING j.id, j.tenant, j.correlation_id, j.attempt, j.fence, j.updated_at
+),
+ev AS (
+  INSERT INTO ${EVENT_COLUMNS}
+  SELECT 'job.blocked', m.tenant, m.id, m.correlation_id,
+         jsonb_build_object('from', 'queued', 'to', 'blocked', 'reason', $2::text, 'attempt', m.attempt, 'fence', m.fence),
+         m.updated_at
+    FROM moved m ORDER BY m.id
+)
+SELECT count(*)::int AS n FROM moved`,
+};
+
+/** unblock: `blocked -> queued` for jobs blocked for $1 (of the tasks in $2 when not null); wakes their queues. */
+export const UNBLOCK: Sql = {
+  name: 'bulkhead_unblock',
+  text: `
+WITH moved AS (
+  UPDATE bulkhead.jobs j SET state = 'queued', reason = 'unblocked', updated_at = ${NOW_MS}
+   WHERE j.state = 'blocked' AND j.reason = $1 AND ($2::text[] IS NULL OR j.task = ANY ($2::text[]))
+  RETURNING j.id, j.tenant, j.correlation_id, j.queue, j.state, j.attempt, j.fence, j.updated_at
+),
+ev AS (
+  INSERT INTO ${EVENT_COLUMNS}
+  SELECT 'job.queued', m.tenant, m.id, m.correlation_id,
+         jsonb_build_object('from', 'blocked', 'to', 'queued', 'reason', 'unblocked', 'was', $1::text,
+                            'attempt', m.attempt, 'fence', m.fence),
+         m.updated_at
+    FROM moved m ORDER BY m.id
+),
+${wake('moved')}
+SELECT count(*)::int AS n, array_agg(DISTINCT queue) AS queues FROM moved`,
+};

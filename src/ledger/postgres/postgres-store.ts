@@ -6,7 +6,7 @@
  * adapter (the conformance suite holds both to it).
  */
 import type pg from 'pg';
-import { assertTransition, isTerminal, type JobState } from '../../lifecycle/lifecycle.js';
+import { assertTransition, type BlockReason, isTerminal, type JobState } from '../../lifecycle/lifecycle.js';
 import { JobNotFoundError, JobStateConflictError, StaleLeaseError } from '../errors.js';
 import { type JobRow, rowToJob, rowToStep, rowToWorker, type StepRow, type WorkerRow } from '../rows.js';
 import type { OpenStoreOptions, Store } from '../store.js';
@@ -39,6 +39,7 @@ import {
 } from '../types.js';
 import {
   checkAttemptContext,
+  checkBlock,
   checkErrorInput,
   checkEventInput,
   checkInt,
@@ -65,6 +66,7 @@ import { EventReader, WakeListener } from './postgres-events.js';
 import { migrate } from './postgres-migrate.js';
 import {
   APPEND_EVENT,
+  BLOCK,
   CLAIM,
   COMPLETE,
   CONFIRM_CANCEL,
@@ -81,6 +83,7 @@ import {
   REQUEST_CANCEL,
   SERVER_NOW,
   START,
+  UNBLOCK,
   WORKER_HEARTBEAT,
 } from './postgres-queries.js';
 import { PostgresRegistry } from './postgres-registry.js';
@@ -305,6 +308,24 @@ export class PostgresStore implements Store {
         return rowToJob(moved!);
       }),
     );
+  }
+
+  async block(options: { tasks: string[]; reason: BlockReason }): Promise<number> {
+    const b = checkBlock('block', options);
+    assertTransition('queued', 'blocked', 'blocked');
+    if (!b.tasks || b.tasks.length === 0) return 0;
+    const [row] = await withRetry(() => run<{ n: number }>(this.pool, BLOCK, [b.tasks, b.reason]));
+    return row?.n ?? 0;
+  }
+
+  async unblock(options: { reason: BlockReason; tasks?: string[] }): Promise<number> {
+    const b = checkBlock('unblock', options);
+    assertTransition('blocked', 'queued', 'unblocked');
+    const [row] = await withRetry(() =>
+      run<{ n: number; queues: string[] | null }>(this.pool, UNBLOCK, [b.reason, b.tasks]),
+    );
+    this.wake.local(new Set(row?.queues ?? []));
+    return row?.n ?? 0;
   }
 
   /** Batches of expired leases and of jobs past their deadline, each batch one transaction, until none are left. */

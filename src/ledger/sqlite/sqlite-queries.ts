@@ -109,6 +109,16 @@ const SQL = {
       WHERE id = @jobId AND state = 'running' AND cancel_requested = 0
       RETURNING *`,
 
+  /** `queued -> blocked` for the queued jobs of the tasks in @tasks (a JSON array). */
+  block: `UPDATE jobs SET state = 'blocked', reason = @reason, updated_at = @now
+      WHERE state = 'queued' AND task IN (SELECT value FROM json_each(@tasks))
+      RETURNING id, queue`,
+  /** `blocked -> queued` for jobs blocked for @reason (of the tasks in @tasks, when not NULL). */
+  unblock: `UPDATE jobs SET state = 'queued', reason = 'unblocked', updated_at = @now
+      WHERE state = 'blocked' AND reason = @reason
+        AND (@tasks IS NULL OR task IN (SELECT value FROM json_each(@tasks)))
+      RETURNING id, queue`,
+
   /** Expired leases, oldest first. */
   expiredLeases: `SELECT * FROM jobs INDEXED BY jobs_lease_expiry
       WHERE state IN ('leased', 'running') AND lease_expires_at <= @now

@@ -10,6 +10,7 @@ import {
   afterFailure,
   afterLeaseExpiry,
   assertTransition,
+  type BlockReason,
   type JobState,
   TERMINAL_STATES as TERMINAL,
 } from '../../lifecycle/lifecycle.js';
@@ -65,6 +66,7 @@ import {
 import {
   backoffDelay,
   checkAttemptContext,
+  checkBlock,
   checkErrorInput,
   checkEventInput,
   checkInt,
@@ -442,6 +444,44 @@ export class SqliteStore implements Store {
       this.event(updated, 'job.cancelled', { from, to: 'cancelled', reason: 'cancel_requested' }, now);
       return rowToJob(updated);
     });
+  }
+
+  async block(options: { tasks: string[]; reason: BlockReason }): Promise<number> {
+    const b = checkBlock('block', options);
+    assertTransition('queued', 'blocked', 'blocked');
+    if (!b.tasks || b.tasks.length === 0) return 0;
+    return this.write(() => {
+      const now = Date.now();
+      const rows = this.q.block.all({ reason: b.reason, tasks: JSON.stringify(b.tasks), now }) as {
+        id: string;
+      }[];
+      this.eventsFor(rows, 'job.blocked', { from: 'queued', to: 'blocked', reason: b.reason }, now);
+      return rows.length;
+    });
+  }
+
+  async unblock(options: { reason: BlockReason; tasks?: string[] }): Promise<number> {
+    const b = checkBlock('unblock', options);
+    assertTransition('blocked', 'queued', 'unblocked');
+    const queues = new Set<string>();
+    const n = await this.write(() => {
+      const now = Date.now();
+      const rows = this.q.unblock.all({
+        reason: b.reason,
+        tasks: b.tasks === null ? null : JSON.stringify(b.tasks),
+        now,
+      }) as { id: string; queue: string }[];
+      this.eventsFor(
+        rows,
+        'job.queued',
+        { from: 'blocked', to: 'queued', reason: 'unblocked', was: b.reason },
+        now,
+      );
+      for (const r of rows) queues.add(r.queue);
+      return rows.length;
+    });
+    this.emitWake(queues);
+    return n;
   }
 
   async reap(): Promise<ReapResult> {

@@ -1,0 +1,28 @@
+/**
+ * What a worker reads from a verified snapshot's document, read defensively (the document was
+ * validated when it was published and its digest is signed; a worker still never trusts a shape).
+ */
+
+export interface SnapshotView {
+  /** A freshControl task starts only within this long of the last control contact. */
+  freshnessMs: number;
+  /** Task names whose jobs need fresh control contact to start. */
+  freshControlTasks: Set<string>;
+  /** Task names the published config knows (empty: the config lists none). */
+  taskNames: Set<string>;
+}
+
+export function viewOf(document: unknown): SnapshotView {
+  const doc = (document && typeof document === 'object' ? document : {}) as Record<string, unknown>;
+  const freshnessMs = typeof doc.freshnessMs === 'number' && doc.freshnessMs > 0 ? doc.freshnessMs : 30_000;
+  const freshControlTasks = new Set<string>();
+  const taskNames = new Set<string>();
+  for (const t of Array.isArray(doc.taskTypes) ? doc.taskTypes : []) {
+    if (!t || typeof t !== 'object' || typeof (t as { name?: unknown }).name !== 'string') continue;
+    const { name, effect, freshControl } = t as { name: string; effect?: unknown; freshControl?: unknown };
+    taskNames.add(name);
+    if (freshControl === true || (freshControl === undefined && effect === 'destructive'))
+      freshControlTasks.add(name);
+  }
+  return { freshnessMs, freshControlTasks, taskNames };
+}
