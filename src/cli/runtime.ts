@@ -9,8 +9,10 @@ import { SYSTEM_TENANT } from '../api/admin-routes.js';
 import type { HealthSection } from '../api/health-routes.js';
 import { buildApi } from '../api/server.js';
 import { authenticate, createApiKey } from '../control/api-keys.js';
+import type { ConfigService } from '../control/config/service.js';
 import { COMPENSATION_CONSUMER, compensationHandler } from '../events/compensation.js';
 import { OutboxConsumer } from '../events/consumer.js';
+import { ConfigAgent, type ConfigSource } from '../execution/config-agent.js';
 import type { TaskDefinition } from '../execution/task.js';
 import { createWorker, type Worker, type WorkerOptions } from '../execution/worker.js';
 import type { Store } from '../ledger/store.js';
@@ -84,13 +86,15 @@ export async function startControl(options: {
   port: number;
   host: string;
   logger: Logger;
+  config: ConfigService;
   health?: Record<string, () => HealthSection | Promise<HealthSection>>;
 }): Promise<ControlProcess> {
   const app = await buildApi({
     store: options.store,
     logger: options.logger.child({ plane: 'api' }),
     version: VERSION,
-    ...(options.health && { health: options.health }),
+    config: options.config,
+    health: { control: controlHealth(options.store, options.config), ...options.health },
   });
   const address = await app.listen({ port: options.port, host: options.host });
   const url = address.replace('[::1]', '127.0.0.1');
@@ -110,13 +114,33 @@ export async function startWorker(options: {
   concurrency: number;
   logger: Logger;
   queues?: string[];
+  labels?: string[];
   tuning?: Pick<
     WorkerOptions,
     'pollIntervalMs' | 'reapIntervalMs' | 'lostAfterMs' | 'livenessIntervalMs' | 'workerId'
   >;
+  /** Where config comes from, and how it is trusted; without it the worker enforces no config. */
+  config?: {
+    source: (workerId: () => string) => ConfigSource;
+    publicKeyPem: string;
+    deploymentId: string;
+    cacheFile?: string;
+  };
 }): Promise<WorkerProcess> {
+  let id = '';
+  const agent =
+    options.config &&
+    new ConfigAgent({
+      source: options.config.source(() => id),
+      publicKeyPem: options.config.publicKeyPem,
+      deploymentId: options.config.deploymentId,
+      logger: options.logger.child({ plane: 'execution', part: 'config' }),
+      ...(options.config.cacheFile && { cacheFile: options.config.cacheFile }),
+    });
   const worker = createWorker({
     ...options.tuning,
+    ...(agent && { config: agent }),
+    ...(options.labels && { labels: options.labels }),
     store: options.store,
     tasks: options.tasks,
     concurrency: options.concurrency,
@@ -124,6 +148,7 @@ export async function startWorker(options: {
     version: VERSION,
     ...(options.queues && { queues: options.queues }),
   });
+  id = worker.id;
   await worker.start();
   const compensation = new OutboxConsumer({
     store: options.store,
@@ -145,8 +170,40 @@ export async function startWorker(options: {
 export function workerHealth(worker: Worker): () => HealthSection {
   return () => {
     const h = worker.health();
-    const status = h.store !== 'ok' ? 'degraded' : h.state === 'running' ? 'ok' : 'degraded';
+    const configOk = h.config === undefined || h.config.gate === 'ok';
+    const status = h.store !== 'ok' || !configOk ? 'degraded' : h.state === 'running' ? 'ok' : 'degraded';
     return { ...h, status };
+  };
+}
+
+/** The `control` section of /v1/health: version, signer, mode, and who runs what. */
+export function controlHealth(store: Store, config: ConfigService): () => Promise<HealthSection> {
+  return async () => {
+    const rollout = await store.configs.rollout();
+    const current =
+      rollout.currentVersion === null ? undefined : await store.configs.get(rollout.currentVersion);
+    const workers = (await store.listWorkers()).filter((w) => w.state === 'active' || w.state === 'draining');
+    const byVersion: Record<string, number> = {};
+    for (const w of workers) {
+      const v = String(w.config.appliedVersion ?? 'none');
+      byVersion[v] = (byVersion[v] ?? 0) + 1;
+    }
+    const nacks = workers
+      .filter(
+        (w) => w.config.nackVersion !== undefined && (w.config.appliedVersion ?? 0) < w.config.nackVersion,
+      )
+      .map((w) => ({ worker: w.id, version: w.config.nackVersion, reason: w.config.nackReason }));
+    return {
+      status: current === undefined || nacks.length > 0 || rollout.mode !== 'normal' ? 'degraded' : 'ok',
+      version: current?.version ?? null,
+      digest: current?.digest ?? null,
+      keyId: config.key.keyId,
+      deploymentId: config.deploymentId,
+      mode: rollout.mode,
+      ...(rollout.canary && { canary: rollout.canary }),
+      workersByVersion: byVersion,
+      nacks,
+    };
   };
 }
 

@@ -8,6 +8,14 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { openStore } from '../ledger/open.js';
+import {
+  ensureControlIdentity,
+  ensureInitialConfig,
+  httpSource,
+  inProcessSource,
+  readDeployment,
+  readPinnedKey,
+} from './control-setup.js';
 import { loadTasks, UsageError } from './load-tasks.js';
 import {
   bootstrapStore,
@@ -68,17 +76,28 @@ export function registerServerCommands(program: Command): void {
         const store = await openStore(resolve(dataDir, 'ledger.db'));
         const keyFile = resolve(dataDir, 'admin-key');
         const admin = await embeddedAdminKey(store, keyFile);
+        // The control plane's signing key and deployment id, and a first (empty) config version.
+        const { service, identity } = ensureControlIdentity(resolve(dataDir, 'keys'));
+        const config = service(store);
+        await ensureInitialConfig(config, store);
         const { worker, stop: stopWorker } = await startWorker({
           store,
           tasks,
           concurrency: opts.concurrency,
           logger: log,
+          config: {
+            source: (id) => inProcessSource(config, store, id, []),
+            publicKeyPem: readPinnedKey(identity.publicKeyFile),
+            deploymentId: identity.deploymentId,
+            cacheFile: resolve(dataDir, 'config-cache.json'),
+          },
         });
         const control = await startControl({
           store,
           port: opts.port,
           host: opts.host,
           logger: log,
+          config,
           health: { execution: workerHealth(worker) },
         });
         const lines = [
@@ -108,17 +127,30 @@ export function registerServerCommands(program: Command): void {
     .description('prepare a store: schema, the default tenant and an admin key (idempotent)')
     .option('--store <url>', 'postgres:// URL or SQLite file path (env BULKHEAD_STORE)')
     .option('--admin-key-file <file>', 'also write the new admin key here (mode 0600)')
+    .option(
+      '--keys-dir <dir>',
+      "the control plane's signing key and deployment id (created when absent)",
+      'bulkhead-keys',
+    )
     .option('--json', 'machine-readable output')
-    .action(async (opts: { store?: string; adminKeyFile?: string; json?: boolean }) => {
+    .action(async (opts: { store?: string; adminKeyFile?: string; keysDir: string; json?: boolean }) => {
       const store = await openStore(storeOption(opts.store));
       try {
         const result = await bootstrapStore(
           store,
           opts.adminKeyFile ? { adminKeyFile: resolve(opts.adminKeyFile) } : {},
         );
+        const { service, identity } = ensureControlIdentity(resolve(opts.keysDir));
+        const firstConfig = await ensureInitialConfig(service(store), store);
+        if (identity.created || firstConfig) result.changed = true;
         if (opts.json) {
           process.stdout.write(
-            `${JSON.stringify({ changed: result.changed, adminKey: result.adminKey ?? null })}\n`,
+            `${JSON.stringify({
+              changed: result.changed,
+              adminKey: result.adminKey ?? null,
+              keysDir: identity.keysDir,
+              deploymentId: identity.deploymentId,
+            })}\n`,
           );
         } else if (result.adminKey) {
           process.stdout.write(
@@ -145,20 +177,31 @@ export function registerServerCommands(program: Command): void {
       Number(process.env.BULKHEAD_PORT ?? 8080),
     )
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .action(async (opts: { store?: string; port: number; host: string }) => {
-      const log = logger();
-      const store = await openStore(storeOption(opts.store));
-      const control = await startControl({ store, port: opts.port, host: opts.host, logger: log });
-      // Signal handlers first, then the ready line: a signal right after it must drain, not kill.
-      const stopped = untilSignal(log, async () => {
-        await control.close();
-        await store.close();
-      });
-      process.stdout.write(`Bulkhead control plane listening at ${control.url}\n`);
-      await stopped;
-      // Done: a handler that ignored its abort must not keep the process alive past the grace.
-      process.exit(0);
-    });
+    .option('--keys-dir <dir>', "the signing key and deployment id made by 'bulkhead init'", 'bulkhead-keys')
+    .option(
+      '--read-only',
+      'start in read-only mode: reads and admission go on, privileged mutations are refused',
+    )
+    .action(
+      async (opts: { store?: string; port: number; host: string; keysDir: string; readOnly?: boolean }) => {
+        const log = logger();
+        const store = await openStore(storeOption(opts.store));
+        const { service } = ensureControlIdentity(resolve(opts.keysDir));
+        const config = service(store);
+        await ensureInitialConfig(config, store);
+        if (opts.readOnly) await config.setMode('read_only', 'control --read-only');
+        const control = await startControl({ store, port: opts.port, host: opts.host, logger: log, config });
+        // Signal handlers first, then the ready line: a signal right after it must drain, not kill.
+        const stopped = untilSignal(log, async () => {
+          await control.close();
+          await store.close();
+        });
+        process.stdout.write(`Bulkhead control plane listening at ${control.url}\n`);
+        await stopped;
+        // Done: a handler that ignored its abort must not keep the process alive past the grace.
+        process.exit(0);
+      },
+    );
 
   program
     .command('worker')
@@ -173,6 +216,32 @@ export function registerServerCommands(program: Command): void {
       intOption('--grace-ms', 0, 3_600_000),
       30_000,
     )
+    .option(
+      '--poll-ms <ms>',
+      'claim at least this often without a wake-up',
+      intOption('--poll-ms', 10, 60_000),
+      1000,
+    )
+    .option(
+      '--reap-ms <ms>',
+      'sweep expired leases and lost workers this often',
+      intOption('--reap-ms', 10, 60_000),
+      1000,
+    )
+    .option(
+      '--lost-after-ms <ms>',
+      'a worker silent this long is lost',
+      intOption('--lost-after-ms', 100, 3_600_000),
+      15_000,
+    )
+    .option('--id <id>', 'worker id (default host-pid-random)')
+    .option('--labels <list>', 'comma-separated worker labels (routes and canaries select by them)')
+    .option(
+      '--control <url>',
+      'the control plane to take config from (needs a worker key in BULKHEAD_API_KEY)',
+    )
+    .option('--control-keys <dir>', "a copy of the control plane's control.pub and deployment files (pinned)")
+    .option('--config-cache <file>', 'where the last-known-good config snapshot is kept')
     .action(
       async (opts: {
         store?: string;
@@ -180,15 +249,57 @@ export function registerServerCommands(program: Command): void {
         concurrency: number;
         queues?: string;
         graceMs: number;
+        pollMs: number;
+        reapMs: number;
+        lostAfterMs: number;
+        id?: string;
+        labels?: string;
+        control?: string;
+        controlKeys?: string;
+        configCache?: string;
       }) => {
         const log = logger();
         const tasks = await loadTasks(opts.tasks);
+        const labels = opts.labels
+          ? opts.labels
+              .split(',')
+              .map((l) => l.trim())
+              .filter(Boolean)
+          : [];
+        let config: Parameters<typeof startWorker>[0]['config'];
+        if (opts.control) {
+          const apiKey = process.env.BULKHEAD_API_KEY;
+          if (!apiKey) throw new UsageError('--control needs a worker API key in BULKHEAD_API_KEY');
+          if (!opts.controlKeys)
+            throw new UsageError('--control needs --control-keys DIR (control.pub and deployment)');
+          const dir = resolve(opts.controlKeys);
+          const controlUrl = opts.control;
+          config = {
+            source: (id) => httpSource(controlUrl, apiKey, id, labels),
+            publicKeyPem: readPinnedKey(resolve(dir, 'control.pub')),
+            deploymentId: readDeployment(dir),
+            ...(opts.configCache && { cacheFile: resolve(opts.configCache) }),
+          };
+        } else {
+          log.warn(
+            'no --control: this worker applies no signed config (fine for a single host; not for production)',
+          );
+        }
         const store = await openStore(storeOption(opts.store));
         const { worker, stop: stopWorker } = await startWorker({
           store,
           tasks,
           concurrency: opts.concurrency,
           logger: log,
+          labels,
+          tuning: {
+            pollIntervalMs: opts.pollMs,
+            reapIntervalMs: opts.reapMs,
+            lostAfterMs: opts.lostAfterMs,
+            livenessIntervalMs: Math.max(10, Math.floor(opts.lostAfterMs / 5)),
+            ...(opts.id && { workerId: opts.id }),
+          },
+          ...(config && { config }),
           ...(opts.queues && { queues: opts.queues.split(',').map((q) => q.trim()) }),
         });
         // Signal handlers first, then the ready line: a signal right after it must drain, not kill.

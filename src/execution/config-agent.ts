@@ -19,8 +19,8 @@ import { type SnapshotView, viewOf } from '../control/snapshot-view.js';
 
 /** Where snapshots come from: the control plane over HTTP, or in-process in embedded mode. */
 export interface ConfigSource {
-  /** The snapshot to run; waits up to `waitMs` for a version other than `after`. */
-  fetch(after: number, waitMs: number): Promise<unknown>;
+  /** The snapshot to run; waits up to `waitMs` for a version other than `after`; stops waiting on `signal`. */
+  fetch(after: number, waitMs: number, signal: AbortSignal): Promise<unknown>;
   report(report: { version: number; status: 'ack' | 'nack'; reason?: string }): Promise<void>;
 }
 
@@ -58,7 +58,9 @@ export class ConfigAgent {
   private stopped = false;
   private loop: Promise<void> | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
   private readonly nacked = new Set<string>();
+  private readonly stopping = new AbortController();
   private lastError: string | undefined;
 
   constructor(private readonly options: ConfigAgentOptions) {
@@ -74,7 +76,9 @@ export class ConfigAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     clearTimeout(this.wakeTimer);
+    this.wake?.();
     await this.loop;
   }
 
@@ -109,7 +113,9 @@ export class ConfigAgent {
         backoff = 250;
       } catch (err) {
         this.lastError = (err as Error).message;
+        if (this.stopped) break;
         await new Promise<void>((r) => {
+          this.wake = r;
           this.wakeTimer = setTimeout(r, backoff);
         });
         backoff = Math.min(backoff * 2, 5000);
@@ -126,7 +132,8 @@ export class ConfigAgent {
   }
 
   private async fetchOnce(waitMs: number): Promise<void> {
-    const value = await this.options.source.fetch(this.snapshot?.version ?? 0, waitMs);
+    const value = await this.options.source.fetch(this.snapshot?.version ?? 0, waitMs, this.stopping.signal);
+    if (this.stopped) return;
     this.lastContactAt = Date.now();
     this.lastError = undefined;
     const held = { version: this.snapshot?.version ?? 0, digest: this.snapshot?.digest ?? null };

@@ -15,6 +15,7 @@ import { StaleLeaseError } from '../ledger/errors.js';
 import type { TaskType } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
 import type {
+  AttemptContext,
   Classification,
   CompleteInput,
   FailInput,
@@ -28,6 +29,7 @@ import type {
 } from '../ledger/types.js';
 import { runAttempt } from './attempt.js';
 import { Batcher } from './batcher.js';
+import type { ConfigAgent } from './config-agent.js';
 import { canEnforceNoEgress, createProcessRuntime } from './runtimes/process-runtime.js';
 import { inlineRuntime, type Runtime } from './runtimes/runtime.js';
 import { createThreadRuntime } from './runtimes/thread-runtime.js';
@@ -63,12 +65,16 @@ export interface WorkerOptions {
   registerTaskTypes?: boolean;
   /** Package version reported with the worker row. */
   version?: string;
+  /** The config agent: claims follow the applied snapshot (none when it is missing or expired). */
+  config?: ConfigAgent;
 }
 
 export interface WorkerHealth {
   workerId: string;
   state: 'starting' | 'running' | 'draining' | 'stopped';
   store: 'ok' | 'store_unreachable';
+  /** `stale_config`: the snapshot expired (or none was ever had): nothing new is claimed. */
+  config?: Record<string, unknown>;
   inFlight: number;
   completed: number;
   failed: number;
@@ -95,6 +101,8 @@ export class Worker {
   private loop: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
   private readonly running = new Set<Promise<void>>();
+  private configState: 'ok' | 'no_config' | 'stale_config' = 'ok';
+  private blockedForFreshness = false;
   private readonly runtimes: Record<RuntimeName, Runtime>;
   /** Tasks this worker refuses to claim (an `egress: 'none'` it cannot enforce), with why. */
   readonly refused = new Map<string, string>();
@@ -143,7 +151,7 @@ export class Worker {
       thread: createThreadRuntime(Math.max(1, Math.min(this.concurrency, cores))),
       process: createProcessRuntime(this.concurrency),
     };
-    this.starts = new Batcher((items) => this.store.start(items));
+    this.starts = new Batcher((items) => this.store.start(items, this.attemptContext()));
     this.heartbeats = new Batcher((items) => this.store.heartbeat(items));
     this.completions = new Batcher((items) => this.store.complete(items));
     this.failures = new Batcher((items) => this.store.fail(items));
@@ -158,6 +166,7 @@ export class Worker {
       inFlight: this.inFlight.size,
       ...this.counts,
     };
+    if (this.options.config) h.config = { ...this.options.config.health(), gate: this.configState };
     const last = [...this.storeErrors.values()].pop();
     if (last !== undefined) h.lastStoreError = last;
     return h;
@@ -169,6 +178,7 @@ export class Worker {
       for (const t of this.tasks.values()) await this.registerTaskType(t);
     }
     await this.store.registerWorker(this.info());
+    await this.options.config?.start();
     this.state = 'running';
     this.unsubscribe = this.store.onWake((queue) => {
       if (this.queues.includes(queue)) this.wake();
@@ -213,6 +223,7 @@ export class Worker {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await Promise.all(Object.values(this.runtimes).map((r) => r.close()));
+    await this.options.config?.stop();
     this.unsubscribe?.();
     this.state = 'stopped';
     this.log.info(this.counts, 'worker stopped');
@@ -326,7 +337,8 @@ export class Worker {
     const names = [...this.tasks.keys()].filter((n) => !this.refused.has(n));
     while (this.state === 'running') {
       const free = this.concurrency - this.inFlight.size;
-      if (free > 0) {
+      const tasks = await this.claimableTasks(names);
+      if (free > 0 && tasks.length > 0) {
         let jobs: Job[];
         const claimSentAt = performance.now();
         try {
@@ -334,7 +346,7 @@ export class Worker {
             workerId: this.id,
             queues: this.queues,
             limit: free,
-            tasks: names,
+            tasks,
             clearance: this.clearance,
           });
           this.storeOk('claim');
@@ -352,6 +364,42 @@ export class Worker {
       }
       await this.waitForWake(this.opts.pollIntervalMs);
     }
+  }
+
+  /**
+   * The tasks this worker may claim now, by its config: none without a valid snapshot; without
+   * fresh control contact, none of the freshControl tasks — their queued jobs are marked `blocked`
+   * (fresh_control_required), and put back when contact returns.
+   */
+  private async claimableTasks(names: string[]): Promise<string[]> {
+    const config = this.options.config;
+    if (!config) return names;
+    const gate = config.gate();
+    this.configState = gate.claim ? 'ok' : (gate.reason ?? 'stale_config');
+    if (!gate.claim || !gate.view) return [];
+    const freshOnly = names.filter((n) => gate.view?.freshControlTasks.has(n));
+    try {
+      if (!gate.fresh && freshOnly.length > 0) {
+        const n = await this.store.block({ tasks: freshOnly, reason: 'fresh_control_required' });
+        if (n > 0)
+          this.log.warn({ jobs: n, tasks: freshOnly }, 'no fresh control contact: freshControl jobs blocked');
+        this.blockedForFreshness = true;
+      } else if (gate.fresh && this.blockedForFreshness) {
+        const n = await this.store.unblock({ reason: 'fresh_control_required', tasks: freshOnly });
+        if (n > 0) this.log.info({ jobs: n }, 'control contact is back: freshControl jobs unblocked');
+        this.blockedForFreshness = false;
+      }
+    } catch (err) {
+      this.storeDown('claim', err);
+    }
+    return gate.fresh ? names : names.filter((n) => !gate.view?.freshControlTasks.has(n));
+  }
+
+  /** What an attempt started now runs under (recorded on its `job.running` event). */
+  attemptContext(): AttemptContext {
+    const gate = this.options.config?.gate();
+    if (!gate || gate.version === undefined) return {};
+    return { configVersion: gate.version, cachedAuthority: gate.cached };
   }
 
   private launch(job: Job, leaseStart: number): void {

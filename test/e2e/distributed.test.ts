@@ -93,7 +93,16 @@ for (const kind of KINDS) {
       assert.equal(readFileSync(keyFile, 'utf8').trim(), adminKey, 'the key file is left alone');
       const j = await runCli(['init', '--store', store, '--json'], { cwd: tmp.dir, env: serverEnv() });
       expectExit(j, 0);
-      assert.deepEqual(json(j), { changed: false, adminKey: null });
+      const second = json<{
+        changed: boolean;
+        adminKey: string | null;
+        keysDir: string;
+        deploymentId: string;
+      }>(j);
+      assert.equal(second.changed, false);
+      assert.equal(second.adminKey, null);
+      assert.match(second.deploymentId, /^dep-[0-9a-f]{12}$/, 'the deployment id init made');
+      assert.equal(second.keysDir, join(tmp.dir, 'bulkhead-keys'));
     });
 
     it('control starts on its own and serves the API with the init key', async () => {
@@ -105,7 +114,8 @@ for (const kind of KINDS) {
       const h = json<{ status: string; sections: Record<string, Record<string, unknown>> }>(r);
       // A control process runs no worker: its execution section is the fleet, empty so far.
       assert.equal(h.status, 'degraded');
-      assert.deepEqual(Object.keys(h.sections).sort(), ['execution', 'ledger']);
+      assert.deepEqual(Object.keys(h.sections).sort(), ['control', 'execution', 'ledger']);
+      assert.equal(h.sections.control?.version, 1, 'init published the first (empty) config');
       assert.equal(h.sections.ledger?.status, 'ok');
       assert.equal(h.sections.ledger?.dialect, kind.name.includes('PostgreSQL') ? 'postgres' : 'sqlite');
       assert.equal(h.sections.execution?.status, 'degraded');

@@ -264,7 +264,9 @@ describe('bulkhead dev (embedded)', () => {
     expectExit(r, 0);
     const h = json<{ status: string; sections: Record<string, Record<string, unknown>> }>(r);
     assert.equal(h.status, 'ok');
-    assert.deepEqual(Object.keys(h.sections).sort(), ['execution', 'ledger']);
+    assert.deepEqual(Object.keys(h.sections).sort(), ['control', 'execution', 'ledger']);
+    assert.equal(h.sections.control?.status, 'ok');
+    assert.equal(h.sections.control?.version, 1);
     assert.equal(h.sections.ledger?.status, 'ok');
     assert.equal(h.sections.ledger?.dialect, 'sqlite');
     assert.equal(h.sections.execution?.status, 'ok');
