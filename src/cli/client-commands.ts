@@ -16,7 +16,7 @@ interface GlobalOptions {
   apiKey?: string;
 }
 
-function client(cmd: Command): BulkheadClient {
+export function client(cmd: Command): BulkheadClient {
   const g = cmd.optsWithGlobals() as GlobalOptions;
   let apiKey = g.apiKey ?? process.env.BULKHEAD_API_KEY;
   if (!apiKey && existsSync('.bulkhead/admin-key'))

@@ -13,6 +13,7 @@ import { Command, CommanderError } from 'commander';
 import { LedgerError } from '../ledger/errors.js';
 import { BulkheadApiError } from '../sdk/client.js';
 import { registerClientCommands } from './client-commands.js';
+import { registerConfigCommands } from './config-commands.js';
 import { UsageError } from './load-tasks.js';
 import { EXIT } from './output.js';
 import { VERSION } from './runtime.js';
@@ -29,6 +30,7 @@ const program = new Command()
 
 registerServerCommands(program);
 registerClientCommands(program);
+registerConfigCommands(program);
 
 function exitCodeFor(err: unknown): number {
   if (err instanceof UsageError) return EXIT.usage;

@@ -183,6 +183,50 @@ export class BulkheadClient {
     return this.request('POST', `/v1/keys/${encodeURIComponent(id)}/revoke`);
   }
 
+  /** Publish a config document (an object, or YAML/JSON text), to all workers or as a canary. */
+  publishConfig(
+    document: unknown,
+    options: {
+      canary?: string;
+      taskSchemas?: { name: string; version: number; input: Record<string, unknown> }[];
+    } = {},
+  ): Promise<ConfigVersionView> {
+    return this.request('POST', '/v1/config', { document, ...options });
+  }
+
+  /** Validate a config document; returns it with defaults applied, or throws with every problem. */
+  validateConfig(document: unknown): Promise<{ document: Record<string, unknown> }> {
+    return this.request('POST', '/v1/config/validate', { document });
+  }
+
+  configVersions(limit = 50): Promise<{ versions: ConfigVersionView[]; rollout: RolloutView }> {
+    return this.request('GET', `/v1/config/versions?limit=${limit}`);
+  }
+
+  configVersion(version: number): Promise<ConfigVersionView & { document: Record<string, unknown> }> {
+    return this.request('GET', `/v1/config/versions/${version}`);
+  }
+
+  rollbackConfig(version: number): Promise<ConfigVersionView> {
+    return this.request('POST', '/v1/config/rollback', { version });
+  }
+
+  promoteCanary(): Promise<RolloutView> {
+    return this.request('POST', '/v1/config/promote');
+  }
+
+  abortCanary(): Promise<RolloutView> {
+    return this.request('POST', '/v1/config/abort');
+  }
+
+  setControlMode(mode: 'normal' | 'read_only'): Promise<RolloutView> {
+    return this.request('POST', '/v1/control/mode', { mode });
+  }
+
+  workers(): Promise<{ workers: Record<string, unknown>[]; rollout: RolloutView }> {
+    return this.request('GET', '/v1/workers');
+  }
+
   private async request<T>(
     method: string,
     path: string,
@@ -214,6 +258,22 @@ export class BulkheadClient {
           };
     throw new BulkheadApiError(problem);
   }
+}
+
+export interface ConfigVersionView {
+  version: number;
+  digest: string;
+  previousDigest: string | null;
+  kind: 'publish' | 'rollback' | 'canary';
+  canaryLabel?: string;
+  publishedBy: string;
+  publishedAt: string;
+}
+
+export interface RolloutView {
+  currentVersion: number | null;
+  canary?: { version: number; label: string };
+  mode: 'normal' | 'read_only';
 }
 
 export interface ApiKeyView {

@@ -33,7 +33,7 @@ export class ReadOnlyError extends ControlError {
   readonly code = 'read_only';
   constructor(action: string) {
     super(
-      `the control plane is in read-only mode: ${action} is refused; an admin can switch it back with 'bulkhead control mode normal'`,
+      `the control plane is in read-only mode: ${action} is refused; an admin can switch it back with 'bulkhead control-mode normal'`,
     );
   }
 }
