@@ -5,8 +5,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { ConfigService } from '../control/config/service.js';
+import { recoveryReport } from '../control/recovery.js';
 import type { ConfigVersion } from '../ledger/config-store.js';
 import type { Store } from '../ledger/store.js';
+import { SYSTEM_TENANT } from './admin-routes.js';
 import { principalOf, ROLE_SETS } from './auth.js';
 import { HttpProblem, problemResponses as problems } from './problem.js';
 import { NAME_PATTERN } from './resources.js';
@@ -55,7 +57,18 @@ export function registerConfigRoutes(
   deps: { store: Store; config: ConfigService },
 ): void {
   const { store, config } = deps;
-  const by = (req: Parameters<typeof principalOf>[0]) => `key:${principalOf(req).keyId}`;
+  /** Config is the whole deployment's: only keys of the system tenant may change it. */
+  const by = (req: Parameters<typeof principalOf>[0]) => {
+    const p = principalOf(req);
+    if (p.tenant !== SYSTEM_TENANT) {
+      throw new HttpProblem(
+        403,
+        'forbidden',
+        `only keys of the '${SYSTEM_TENANT}' tenant change the control plane config`,
+      );
+    }
+    return `key:${p.keyId}`;
+  };
 
   // Read-only mode refuses every privileged mutation: tenants and keys here, config in the service.
   app.addHook('preHandler', async (request) => {
@@ -321,6 +334,30 @@ export function registerConfigRoutes(
         ...(request.body.reason !== undefined && { reason: request.body.reason }),
       });
       return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Querystring: { since: string } }>(
+    '/v1/recovery',
+    {
+      config: { roles: ['admin', 'operator', 'auditor'] },
+      schema: {
+        tags: ['config'],
+        summary:
+          'After an outage: what was accepted, ran on cached authority, was blocked, reaped, and how jobs ended',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['since'],
+          properties: { since: { type: 'string', format: 'date-time' } },
+        },
+        response: { 200: { type: 'object', additionalProperties: true }, ...problems },
+      },
+    },
+    async (request) => {
+      const p = principalOf(request);
+      const since = Date.parse(request.query.since);
+      return recoveryReport(store, since, p.tenant === SYSTEM_TENANT ? {} : { tenant: p.tenant });
     },
   );
 

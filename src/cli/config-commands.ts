@@ -188,6 +188,21 @@ export function registerConfigCommands(program: Command): void {
     });
 
   program
+    .command('recovery')
+    .description('what happened during an outage')
+    .command('report')
+    .description(
+      'since --since: accepted, cached authority, blocked, reaped, endings, config changes, what to reconcile',
+    )
+    .requiredOption('--since <time>', "an ISO time, or a duration ago: '15m', '2h', '1d'")
+    .option('--json', 'machine-readable output')
+    .action(async function (this: Command, opts: { since: string; json?: boolean }) {
+      const r = await client(this).recoveryReport(parseSince(opts.since));
+      if (opts.json) return printJson(r);
+      process.stdout.write(toYaml(r));
+    });
+
+  program
     .command('workers')
     .description('every worker: state, labels, applied config version, ACK/NACK and config age')
     .option('--json', 'machine-readable output')
@@ -210,4 +225,17 @@ export function registerConfigCommands(program: Command): void {
         }),
       );
     });
+}
+
+/** An ISO time, or a duration before now ('90s', '15m', '2h', '1d'). */
+export function parseSince(text: string, now = Date.now()): Date {
+  const m = /^(\d+)(s|m|h|d)$/.exec(text.trim());
+  if (m) {
+    const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+    return new Date(now - Number(m[1]) * unit);
+  }
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms))
+    throw new UsageError(`--since must be an ISO time or a duration like 15m, 2h, 1d; got '${text}'`);
+  return new Date(ms);
 }

@@ -223,6 +223,11 @@ export class BulkheadClient {
     return this.request('POST', '/v1/control/mode', { mode });
   }
 
+  recoveryReport(since: Date | string): Promise<Record<string, unknown>> {
+    const iso = typeof since === 'string' ? since : since.toISOString();
+    return this.request('GET', `/v1/recovery?since=${encodeURIComponent(iso)}`);
+  }
+
   workers(): Promise<{ workers: Record<string, unknown>[]; rollout: RolloutView }> {
     return this.request('GET', '/v1/workers');
   }
