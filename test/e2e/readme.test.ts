@@ -9,7 +9,7 @@
  * line of any other kind fails the test until this file learns to exercise it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '../helpers/backends.js';
@@ -115,6 +115,8 @@ describe('README tour: every `bulkhead` line in an sh block exits 0', () => {
   let url = '';
 
   before(async () => {
+    // The tour runs from the repository root: its relative paths (examples/, dist/) resolve there.
+    for (const dir of ['examples', 'dist']) symlinkSync(join(REPO, dir), join(tmp.dir, dir));
     // `npm start` in a fresh checkout: `bulkhead dev` with its defaults, but on a free port.
     dev = spawnCli(['dev', '--port', '0'], { cwd: tmp.dir, env: serverEnv() });
     url = (await dev.waitFor(/running at (http:\S+)/))[1] ?? '';
