@@ -92,14 +92,19 @@ async function submitAll(store: Store, n: number, queue: string): Promise<number
 async function drain(store: Store, n: number, queue: string, concurrency: number): Promise<number> {
   const t0 = performance.now();
   let done = 0;
+  let taken = 0;
   const loop = async () => {
-    for (;;) {
+    // Exactly n jobs: the deep backlog (lower priority) stays queued behind them.
+    while (taken < n) {
+      const limit = Math.min(batch, n - taken);
+      taken += limit;
       const claimed = await store.claim({
         workerId: 'bench-worker',
         queues: [queue],
-        limit: batch,
+        limit,
         tasks: ['bench.noop'],
       });
+      taken -= limit - claimed.length;
       if (claimed.length === 0) return;
       const leases = claimed.map((j) => ({ jobId: j.id, fence: j.fence }));
       const started = await store.start(leases);
