@@ -4,6 +4,7 @@
  * the fleet view. Mutations are refused in read-only mode (except switching the mode back).
  */
 import type { FastifyInstance } from 'fastify';
+import { fleetStatus } from '../control/config/fleet.js';
 import type { ConfigService } from '../control/config/service.js';
 import { recoveryReport } from '../control/recovery.js';
 import type { ConfigVersion } from '../ledger/config-store.js';
@@ -384,6 +385,7 @@ export function registerConfigRoutes(
     async () => {
       const now = Date.now();
       const workers = await store.listWorkers();
+      const rollout = await store.configs.rollout();
       return {
         workers: workers.map((w) => ({
           id: w.id,
@@ -399,13 +401,10 @@ export function registerConfigRoutes(
           config: {
             ...w.config,
             ...(w.config.reportedAt !== undefined && { ageMs: now - w.config.reportedAt }),
-            status:
-              w.config.nackVersion !== undefined && (w.config.appliedVersion ?? 0) < w.config.nackVersion
-                ? 'nack'
-                : 'ack',
+            status: fleetStatus(w, rollout),
           },
         })),
-        rollout: await store.configs.rollout(),
+        rollout,
       };
     },
   );

@@ -9,6 +9,7 @@ import { SYSTEM_TENANT } from '../api/admin-routes.js';
 import type { HealthSection } from '../api/health-routes.js';
 import { buildApi } from '../api/server.js';
 import { authenticate, createApiKey } from '../control/api-keys.js';
+import { fleetStatus } from '../control/config/fleet.js';
 import type { ConfigService } from '../control/config/service.js';
 import { COMPENSATION_CONSUMER, compensationHandler } from '../events/compensation.js';
 import { OutboxConsumer } from '../events/consumer.js';
@@ -189,9 +190,7 @@ export function controlHealth(store: Store, config: ConfigService): () => Promis
       byVersion[v] = (byVersion[v] ?? 0) + 1;
     }
     const nacks = workers
-      .filter(
-        (w) => w.config.nackVersion !== undefined && (w.config.appliedVersion ?? 0) < w.config.nackVersion,
-      )
+      .filter((w) => fleetStatus(w, rollout) === 'nack')
       .map((w) => ({ worker: w.id, version: w.config.nackVersion, reason: w.config.nackReason }));
     return {
       status: current === undefined || nacks.length > 0 || rollout.mode !== 'normal' ? 'degraded' : 'ok',

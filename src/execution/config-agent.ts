@@ -108,18 +108,22 @@ export class ConfigAgent {
   private async run(): Promise<void> {
     let backoff = 250;
     while (!this.stopped) {
+      let pause = 0;
       try {
-        await this.fetchOnce(this.waitMs());
+        // A refused version is not asked for again at once: the next answer is awaited past it.
+        if ((await this.fetchOnce(this.waitMs())) === 'refused') pause = 1000;
         backoff = 250;
       } catch (err) {
         this.lastError = (err as Error).message;
-        if (this.stopped) break;
-        await new Promise<void>((r) => {
-          this.wake = r;
-          this.wakeTimer = setTimeout(r, backoff);
-        });
+        pause = backoff;
         backoff = Math.min(backoff * 2, 5000);
       }
+      if (this.stopped) break;
+      // Always yield between fetches, even when the source answers at once.
+      await new Promise<void>((r) => {
+        this.wake = r;
+        this.wakeTimer = setTimeout(r, pause);
+      });
     }
   }
 
@@ -127,13 +131,21 @@ export class ConfigAgent {
   private waitMs(): number {
     const max = this.options.maxWaitMs ?? 25_000;
     const s = this.snapshot;
-    if (!s) return Math.min(max, 1000);
-    return Math.max(0, Math.min(max, Math.floor((s.expiresAt - s.issuedAt) / 4)));
+    if (!s || !this.view) return Math.min(max, 1000);
+    // Renew well inside the validity window, and often enough to stay inside the freshness window.
+    return Math.max(
+      0,
+      Math.min(max, Math.floor((s.expiresAt - s.issuedAt) / 4), Math.floor(this.view.freshnessMs / 2)),
+    );
   }
 
-  private async fetchOnce(waitMs: number): Promise<void> {
-    const value = await this.options.source.fetch(this.snapshot?.version ?? 0, waitMs, this.stopping.signal);
-    if (this.stopped) return;
+  /** The newest version the control plane offered, applied or refused: long-polls wait past it. */
+  private offered = 0;
+
+  private async fetchOnce(waitMs: number): Promise<'applied' | 'refused' | 'stopped'> {
+    const after = Math.max(this.snapshot?.version ?? 0, this.offered);
+    const value = await this.options.source.fetch(after, waitMs, this.stopping.signal);
+    if (this.stopped) return 'stopped';
     this.lastContactAt = Date.now();
     this.lastError = undefined;
     const held = { version: this.snapshot?.version ?? 0, digest: this.snapshot?.digest ?? null };
@@ -145,6 +157,7 @@ export class ConfigAgent {
     });
     if (!verdict.ok) {
       const version = Number((value as { version?: unknown } | null)?.version) || 0;
+      if (Number.isSafeInteger(version)) this.offered = Math.max(this.offered, version);
       const key = `${version}:${verdict.reason}`;
       if (!this.nacked.has(key)) {
         this.nacked.add(key);
@@ -156,7 +169,7 @@ export class ConfigAgent {
           .report({ version, status: 'nack', reason: `${verdict.reason}: ${verdict.detail}` })
           .catch(() => undefined);
       }
-      return;
+      return 'refused';
     }
     const isNew = verdict.snapshot.version !== held.version;
     this.apply(verdict.snapshot);
@@ -170,6 +183,7 @@ export class ConfigAgent {
         .report({ version: verdict.snapshot.version, status: 'ack' })
         .catch(() => undefined);
     }
+    return 'applied';
   }
 
   private apply(s: Snapshot): void {

@@ -145,15 +145,35 @@ export class ConfigService {
     return promoted;
   }
 
+  /**
+   * Drop the canary. Its workers already run a version newer than the current one, and never step
+   * back (rollback protection): so the current content is re-published as a new version, which
+   * every worker — canary or not — moves forward to.
+   */
   async abort(by: string): Promise<Rollout> {
     await this.refuseWhenReadOnly('aborting a canary');
     const before = await this.store.configs.rollout();
-    const after = await this.store.configs.abort();
+    await this.store.configs.abort();
     await this.audit('config.canary_aborted', by, {
       version: before.canary?.version,
       label: before.canary?.label,
     });
-    return after;
+    const current =
+      before.currentVersion === null ? undefined : await this.store.configs.get(before.currentVersion);
+    if (current) {
+      const v = await this.store.configs.publish({
+        documentJson: current.documentJson,
+        digest: current.digest,
+        kind: 'rollback',
+        publishedBy: by,
+      });
+      await this.audit('config.rolled_back', by, {
+        version: v.version,
+        content: current.version,
+        digest: v.digest,
+      });
+    }
+    return this.store.configs.rollout();
   }
 
   async setMode(mode: 'normal' | 'read_only', by: string): Promise<Rollout> {
