@@ -69,10 +69,13 @@ export async function runAttempt(args: {
   const lease = { jobId: job.id, fence: job.fence };
   const log = args.log.child({ jobId: job.id, task: job.task, attempt: job.attempt });
 
-  const started = await worker.starts.push(lease);
-  if (!started.ok) {
-    log.warn({ err: started.error.message }, 'could not start: lease already lost');
-    return 'lost';
+  // A worker claims and starts in one write; a job still only leased is started here.
+  if (job.state === 'leased') {
+    const started = await worker.starts.push(lease);
+    if (!started.ok) {
+      log.warn({ err: started.error.message }, 'could not start: lease already lost');
+      return 'lost';
+    }
   }
 
   const fail = async (error: FailInput['error'], retryable: boolean): Promise<AttemptOutcome> => {

@@ -337,8 +337,11 @@ export class Worker {
     const names = [...this.tasks.keys()].filter((n) => !this.refused.has(n));
     while (this.state === 'running') {
       const free = this.concurrency - this.inFlight.size;
-      const tasks = await this.claimableTasks(names);
-      if (free > 0 && tasks.length > 0) {
+      // Claim in batches: with work in flight, wait until a quarter of the slots are free, so one
+      // claim (one commit) serves several jobs; an idle worker claims at once.
+      const batch = this.inFlight.size === 0 ? 1 : Math.max(1, Math.ceil(this.concurrency / 4));
+      const tasks = free >= batch ? await this.claimableTasks(names) : [];
+      if (free >= batch && tasks.length > 0) {
         let jobs: Job[];
         const claimSentAt = performance.now();
         try {
@@ -348,6 +351,8 @@ export class Worker {
             limit: free,
             tasks,
             clearance: this.clearance,
+            // It claims only what it starts at once: claim and start in one write.
+            start: this.attemptContext(),
           });
           this.storeOk('claim');
           backoff = 100;

@@ -118,6 +118,12 @@ export interface ClaimOptions {
   clearance?: Classification;
   /** Overrides each job's own lease length. */
   leaseMs?: number;
+  /**
+   * Start the claimed jobs in the same transaction (`queued -> leased -> running`, both events),
+   * with this attempt context on the `job.running` event: for a worker that claims only what it
+   * starts at once, one write instead of two.
+   */
+  start?: AttemptContext;
 }
 
 /** Proof of ownership of one attempt: the job id and the fence the claim returned. */

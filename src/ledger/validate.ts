@@ -328,6 +328,8 @@ export interface NormalizedClaim {
   tasks: string[] | null;
   clearance: Classification;
   leaseMs: number | null;
+  /** Start in the same write, with this context; null: leave the jobs leased. */
+  start: AttemptContext | null;
 }
 
 export function normalizeClaim(raw: ClaimOptions): NormalizedClaim {
@@ -347,7 +349,8 @@ export function normalizeClaim(raw: ClaimOptions): NormalizedClaim {
     raw.leaseMs === undefined
       ? null
       : checkInt('claim.leaseMs', raw.leaseMs, LIMITS.minLeaseMs, LIMITS.maxLeaseMs);
-  return { workerId, queues, limit, tasks, clearance, leaseMs };
+  const start = raw.start === undefined ? null : checkAttemptContext(raw.start);
+  return { workerId, queues, limit, tasks, clearance, leaseMs, start };
 }
 
 export function checkLeases<T extends Lease>(path: string, items: T[]): T[] {

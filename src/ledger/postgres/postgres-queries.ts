@@ -64,7 +64,8 @@ SELECT j.* FROM bulkhead.jobs j
 };
 
 /**
- * claim: lease up to $4 runnable jobs of one queue. The picking scan walks the partial index
+ * claim: lease up to $4 runnable jobs of one queue (and with $7, start them too: `job.running`
+ * events carry the attempt context $8). The picking scan walks the partial index
  * jobs_claim in its own order (no sort), skips rows other claimers hold, and stops at the limit.
  * Each row gets a new fence and attempt, the lease deadline comes from the server clock, and one
  * `job.leased` event is written per row.
@@ -83,7 +84,9 @@ WITH picked AS (
 ),
 leased AS (
   UPDATE bulkhead.jobs j
-     SET state = 'leased', reason = 'claimed', fence = j.fence + 1, attempt = j.attempt + 1, worker_id = $5,
+     SET state = CASE WHEN $7::boolean THEN 'running' ELSE 'leased' END,
+         reason = CASE WHEN $7::boolean THEN 'started' ELSE 'claimed' END,
+         fence = j.fence + 1, attempt = j.attempt + 1, worker_id = $5,
          lease_length_ms = coalesce($6::integer, j.lease_ms),
          lease_expires_at = ${NOW_MS} + coalesce($6::integer, j.lease_ms),
          updated_at = ${NOW_MS}
@@ -93,11 +96,16 @@ leased AS (
 ),
 ev AS (
   INSERT INTO ${EVENT_COLUMNS}
-  SELECT 'job.leased', tenant, id, correlation_id,
-         jsonb_build_object('from', 'queued', 'to', 'leased', 'reason', 'claimed', 'workerId', worker_id,
-                            'attempt', attempt, 'fence', fence),
-         updated_at
-    FROM leased
+  SELECT e.type, l.tenant, l.id, l.correlation_id, e.data, l.updated_at
+    FROM leased l
+   CROSS JOIN LATERAL (VALUES
+         (1, 'job.leased', jsonb_build_object('from', 'queued', 'to', 'leased', 'reason', 'claimed',
+                                              'workerId', l.worker_id, 'attempt', l.attempt, 'fence', l.fence)),
+         (2, 'job.running', jsonb_build_object('from', 'leased', 'to', 'running', 'reason', 'started',
+                                               'attempt', l.attempt, 'fence', l.fence) || $8::jsonb)
+       ) AS e(n, type, data)
+   WHERE e.n = 1 OR $7::boolean
+   ORDER BY l.id, e.n
 )
 SELECT * FROM leased`,
 };

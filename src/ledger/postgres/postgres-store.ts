@@ -177,7 +177,16 @@ export class PostgresStore implements Store {
       const want = c.limit - claimed.length;
       if (want <= 0) break;
       const rows = await withRetry(() =>
-        run<JobRow>(this.pool, CLAIM, [queue, clearance, c.tasks, want, c.workerId, c.leaseMs]),
+        run<JobRow>(this.pool, CLAIM, [
+          queue,
+          clearance,
+          c.tasks,
+          want,
+          c.workerId,
+          c.leaseMs,
+          c.start !== null,
+          JSON.stringify(c.start ?? {}),
+        ]),
       );
       claimed.push(...rows.map(rowToJob).sort(claimOrder));
     }

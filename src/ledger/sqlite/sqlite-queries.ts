@@ -38,7 +38,8 @@ const SQL = {
    * `queued -> leased` for up to @limit runnable jobs of one queue, in claim order. The inner SELECT
    * walks `jobs_claim` in its own order (no sort); the tasks filter is a JSON array or NULL.
    */
-  claim: `UPDATE jobs SET state = 'leased', reason = 'claimed', fence = fence + 1, attempt = attempt + 1,
+  claim: `UPDATE jobs SET state = CASE WHEN @start THEN 'running' ELSE 'leased' END,
+        reason = CASE WHEN @start THEN 'started' ELSE 'claimed' END, fence = fence + 1, attempt = attempt + 1,
         worker_id = @workerId, lease_length_ms = coalesce(@leaseMs, lease_ms),
         lease_expires_at = @now + coalesce(@leaseMs, lease_ms), updated_at = @now
       WHERE id IN (

@@ -247,6 +247,7 @@ export class SqliteStore implements Store {
           clearance,
           tasks,
           limit: want,
+          start: c.start === null ? 0 : 1,
         }) as JobRow[];
         rows.sort(claimOrder);
         this.eventsFor(
@@ -255,6 +256,14 @@ export class SqliteStore implements Store {
           { from: 'queued', to: 'leased', reason: 'claimed', workerId: c.workerId },
           now,
         );
+        if (c.start !== null) {
+          this.eventsFor(
+            rows,
+            'job.running',
+            { from: 'leased', to: 'running', reason: 'started', ...c.start },
+            now,
+          );
+        }
         claimed.push(...rows);
       }
       return claimed.map(rowToJob);
