@@ -5,8 +5,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type BulkheadClient, createClient, type JobView } from '../sdk/client.js';
+import { ensureControlIdentity } from './control-setup.js';
 import { UsageError } from './load-tasks.js';
 import { EXIT, Progress, printJson, printTable } from './output.js';
 import { intOption } from './server-commands.js';
@@ -201,7 +203,21 @@ export function registerClientCommands(program: Command): void {
       });
   }
 
-  const keys = program.command('keys').description('API keys (admin)');
+  const keys = program.command('keys').description('API keys (admin), and the control plane signing key');
+  keys
+    .command('init')
+    .description("create the control plane's Ed25519 signing key and deployment id in --dir (idempotent)")
+    .option('--dir <dir>', 'where control.key (0600), control.pub and deployment go', 'bulkhead-keys')
+    .option('--json', 'machine-readable output')
+    .action((opts: { dir: string; json?: boolean }) => {
+      const { identity } = ensureControlIdentity(resolve(opts.dir));
+      if (opts.json) return printJson(identity);
+      process.stdout.write(
+        identity.created
+          ? `created the signing key in ${identity.keysDir} (deployment ${identity.deploymentId}); give workers control.pub and deployment\n`
+          : `the signing key in ${identity.keysDir} exists (deployment ${identity.deploymentId}); nothing changed\n`,
+      );
+    });
   keys
     .command('create')
     .description('create an API key; the key is printed once')
