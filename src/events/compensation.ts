@@ -17,7 +17,7 @@ export function compensationHandler(store: Store): (events: OutboxEvent[]) => Pr
     for (const e of events) {
       if (!ENDINGS.has(e.type) || e.jobId === null) continue;
       const job = await store.get(e.jobId);
-      if (!job || job.kind !== 'run') continue;
+      if (job?.kind !== 'run') continue;
       const type = await store.registry.getTaskType(job.task, job.taskVersion);
       if (!type?.compensable) continue;
       if ((await store.listSteps(job.id)).length === 0) continue;
