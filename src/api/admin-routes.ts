@@ -9,12 +9,11 @@ import type { ApiKeyRecord, Role, Tenant } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
 import { principalOf, ROLE_SETS } from './auth.js';
 import { HttpProblem, problemResponses } from './problem.js';
-import { NAME_PATTERN } from './resources.js';
+import { iso, NAME_PATTERN } from './resources.js';
 
 export const SYSTEM_TENANT = 'default';
 
 const problems = problemResponses;
-const iso = (ms: number) => new Date(ms).toISOString();
 const tenantResource = (t: Tenant) => ({ name: t.name, createdAt: iso(t.createdAt) });
 const keyResource = (k: ApiKeyRecord) => ({
   id: k.id,

@@ -12,12 +12,11 @@ import type { Store } from '../ledger/store.js';
 import { SYSTEM_TENANT } from './admin-routes.js';
 import { principalOf, ROLE_SETS } from './auth.js';
 import { HttpProblem, problemResponses as problems } from './problem.js';
-import { NAME_PATTERN } from './resources.js';
+import { iso, NAME_PATTERN } from './resources.js';
 
 /** The worker protocol this control plane speaks; workers send theirs in `x-bulkhead-protocol`. */
 export const CONTROL_PROTOCOL_VERSION = 1;
 
-const iso = (ms: number) => new Date(ms).toISOString();
 const versionResource = (v: ConfigVersion, withDocument = false) => ({
   version: v.version,
   digest: v.digest,

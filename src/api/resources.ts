@@ -8,7 +8,8 @@ import { CLASSIFICATIONS, type Job } from '../ledger/types.js';
 import { JOB_STATES } from '../lifecycle/lifecycle.js';
 import type { JobView } from '../sdk/client.js';
 
-const iso = (ms: number) => new Date(ms).toISOString();
+/** Epoch ms as the API writes times: ISO 8601. */
+export const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The job as the API sends it: the SDK's `JobView`, one definition for both sides. */
 export type JobResource = JobView;

@@ -36,8 +36,20 @@ export class Admission {
 
   async submit(principal: Principal, submissions: Submission[]): Promise<SubmitResult[]> {
     const inputs: SubmitInput[] = [];
+    // One registry read per task type of the call, not one per submission of a batch.
+    const types = new Map<string, Promise<TaskType | undefined>>();
+    const typeOf = (task: string, version: number | undefined) => {
+      const key = `${task}@${version ?? 'latest'}`;
+      let t = types.get(key);
+      if (!t) {
+        t = this.store.registry.getTaskType(task, version);
+        types.set(key, t);
+      }
+      return t;
+    };
     for (const [i, s] of submissions.entries()) {
-      inputs.push(await this.prepare(principal, s, submissions.length > 1 ? `/jobs/${i}/input` : ''));
+      const type = await typeOf(s.task, s.taskVersion);
+      inputs.push(await this.prepare(principal, s, type, submissions.length > 1 ? `/jobs/${i}/input` : ''));
     }
     return inputs.length === 1
       ? [await this.store.submit(inputs[0] as SubmitInput)]
@@ -45,8 +57,12 @@ export class Admission {
   }
 
   /** `where` prefixes the paths of input errors (the item of a batch). */
-  private async prepare(principal: Principal, s: Submission, where: string): Promise<SubmitInput> {
-    const type = await this.store.registry.getTaskType(s.task, s.taskVersion);
+  private async prepare(
+    principal: Principal,
+    s: Submission,
+    type: TaskType | undefined,
+    where: string,
+  ): Promise<SubmitInput> {
     if (!type) {
       const known = (await this.store.registry.listTaskTypes()).map((t) => `${t.name}@${t.version}`);
       throw new UnknownTaskError(s.task, s.taskVersion, known);

@@ -1,4 +1,5 @@
-/** Control-plane errors: admission and authorization refusals, each with a stable `code`. */
+/** Control-plane errors: admission, authorization and config refusals, each with a stable `code`. */
+import type { ConfigProblem } from './config/document.js';
 
 export abstract class ControlError extends Error {
   abstract readonly code: string;
@@ -43,4 +44,29 @@ export class InvalidInputError extends ControlError {
 
 export class ForbiddenError extends ControlError {
   readonly code = 'forbidden';
+}
+
+export class ConfigInvalidError extends ControlError {
+  readonly code = 'config_invalid';
+  constructor(readonly problems: ConfigProblem[]) {
+    super(
+      `the config document has ${problems.length} problem(s): ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
+    );
+  }
+}
+
+export class ReadOnlyError extends ControlError {
+  readonly code = 'read_only';
+  constructor(action: string) {
+    super(
+      `the control plane is in read-only mode: ${action} is refused; an admin can switch it back with 'bulkhead control-mode normal'`,
+    );
+  }
+}
+
+export class NoConfigError extends ControlError {
+  readonly code = 'no_config';
+  constructor() {
+    super("no config has been published yet; publish one with 'bulkhead config publish FILE'");
+  }
 }

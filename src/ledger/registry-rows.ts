@@ -11,7 +11,7 @@ import {
   type TaskTypeInput,
   type Tenant,
 } from './registry.js';
-import { parseJson } from './rows.js';
+import { num, parseJson } from './rows.js';
 import { CLASSIFICATIONS, classificationRank } from './types.js';
 import { checkClassification, checkInt, checkName, fail, LIMITS, toJson } from './validate.js';
 
@@ -83,8 +83,6 @@ export function taskTypeParams(t: TaskTypeInput): TaskTypeParams {
     source: checkName('taskType.source', t.source),
   };
 }
-
-const num = (v: number | string): number => (typeof v === 'number' ? v : Number(v));
 
 export interface TenantRow {
   name: string;

@@ -56,7 +56,8 @@ export function parseJson(value: unknown): unknown {
   return typeof value === 'string' ? JSON.parse(value) : value;
 }
 
-const num = (v: number | string): number => (typeof v === 'number' ? v : Number(v));
+/** A bigint column as a number (PostgreSQL hands them back as text). */
+export const num = (v: number | string): number => (typeof v === 'number' ? v : Number(v));
 const optNum = (v: number | string | null): number | undefined => (v === null ? undefined : num(v));
 
 export function rowToJob(row: JobRow): Job {

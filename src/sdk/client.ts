@@ -3,6 +3,7 @@
  * `BulkheadApiError` carrying the problem+json body's `code`, `status` and `detail`.
  */
 import type { TaskDefinition } from '../execution/task.js';
+import { TERMINAL_STATES } from '../lifecycle/lifecycle.js';
 
 export interface ClientOptions {
   /** @default process.env.BULKHEAD_URL ?? 'http://127.0.0.1:8080' */
@@ -71,7 +72,8 @@ export class BulkheadApiError extends Error {
   }
 }
 
-export const TERMINAL = new Set(['succeeded', 'dead', 'cancelled', 'expired', 'rejected']);
+/** States a job never leaves, as the lifecycle defines them. */
+const TERMINAL: ReadonlySet<string> = TERMINAL_STATES;
 
 type InputOf<T> = T extends TaskDefinition<infer I, unknown> ? I : unknown;
 type OutputOf<T> = T extends TaskDefinition<unknown, infer O> ? Awaited<O> : unknown;

@@ -11,39 +11,14 @@
 import type { ConfigVersion, Rollout } from '../../ledger/config-store.js';
 import { ConfigConflictError } from '../../ledger/errors.js';
 import type { Store } from '../../ledger/store.js';
-import { ControlError } from '../errors.js';
+import { ConfigInvalidError, NoConfigError, ReadOnlyError } from '../errors.js';
 import type { SigningKey } from '../signing-keys.js';
 import { signSnapshot } from '../signing-keys.js';
 import { canonical, documentDigest, type Snapshot } from '../snapshot.js';
-import { type ConfigDocument, type ConfigProblem, parseConfig, validateConfig } from './document.js';
+import { type ConfigDocument, parseConfig, validateConfig } from './document.js';
 
 /** The system tenant that owns control-plane events. */
 const SYSTEM_TENANT = 'default';
-
-export class ConfigInvalidError extends ControlError {
-  readonly code = 'config_invalid';
-  constructor(readonly problems: ConfigProblem[]) {
-    super(
-      `the config document has ${problems.length} problem(s): ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
-    );
-  }
-}
-
-export class ReadOnlyError extends ControlError {
-  readonly code = 'read_only';
-  constructor(action: string) {
-    super(
-      `the control plane is in read-only mode: ${action} is refused; an admin can switch it back with 'bulkhead control-mode normal'`,
-    );
-  }
-}
-
-export class NoConfigError extends ControlError {
-  readonly code = 'no_config';
-  constructor() {
-    super("no config has been published yet; publish one with 'bulkhead config publish FILE'");
-  }
-}
 
 export interface PublishRequest {
   /** YAML/JSON text, or an already-parsed value. */
