@@ -39,6 +39,9 @@ export const WORKER_PROTOCOL_VERSION = 1;
 
 type StoreSource = 'claim' | 'sweep' | 'liveness' | 'attempt';
 
+/** While without fresh control contact, how often newly admitted freshControl jobs are blocked. */
+const BLOCK_SWEEP_MS = 5000;
+
 export interface WorkerOptions {
   store: Store;
   tasks: TaskDefinition[];
@@ -103,6 +106,7 @@ export class Worker {
   private readonly running = new Set<Promise<void>>();
   private configState: 'ok' | 'no_config' | 'stale_config' = 'ok';
   private blockedForFreshness = false;
+  private lastBlockAt = 0;
   private readonly runtimes: Record<RuntimeName, Runtime>;
   /** Tasks this worker refuses to claim (an `egress: 'none'` it cannot enforce), with why. */
   readonly refused = new Map<string, string>();
@@ -384,11 +388,15 @@ export class Worker {
     if (!gate.claim || !gate.view) return [];
     const freshOnly = names.filter((n) => gate.view?.freshControlTasks.has(n));
     try {
-      if (!gate.fresh && freshOnly.length > 0) {
+      // Block when contact is lost, then again every few seconds for jobs admitted since — not on
+      // every claim loop (each block scans the queued jobs).
+      const due = !this.blockedForFreshness || Date.now() - this.lastBlockAt >= BLOCK_SWEEP_MS;
+      if (!gate.fresh && freshOnly.length > 0 && due) {
         const n = await this.store.block({ tasks: freshOnly, reason: 'fresh_control_required' });
         if (n > 0)
           this.log.warn({ jobs: n, tasks: freshOnly }, 'no fresh control contact: freshControl jobs blocked');
         this.blockedForFreshness = true;
+        this.lastBlockAt = Date.now();
       } else if (gate.fresh && this.blockedForFreshness) {
         const n = await this.store.unblock({ reason: 'fresh_control_required', tasks: freshOnly });
         if (n > 0) this.log.info({ jobs: n }, 'control contact is back: freshControl jobs unblocked');
