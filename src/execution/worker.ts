@@ -39,8 +39,8 @@ export const WORKER_PROTOCOL_VERSION = 1;
 
 type StoreSource = 'claim' | 'sweep' | 'liveness' | 'attempt';
 
-/** While without fresh control contact, how often newly admitted freshControl jobs are blocked. */
-const BLOCK_SWEEP_MS = 5000;
+/** While without fresh control contact, how often newly admitted freshControl jobs are blocked (at most). */
+const BLOCK_SWEEP_MS = 1000;
 
 export interface WorkerOptions {
   store: Store;
@@ -388,7 +388,7 @@ export class Worker {
     if (!gate.claim || !gate.view) return [];
     const freshOnly = names.filter((n) => gate.view?.freshControlTasks.has(n));
     try {
-      // Block when contact is lost, then again every few seconds for jobs admitted since — not on
+      // Block when contact is lost, then again every second for jobs admitted since — not on
       // every claim loop (each block scans the queued jobs).
       const due = !this.blockedForFreshness || Date.now() - this.lastBlockAt >= BLOCK_SWEEP_MS;
       if (!gate.fresh && freshOnly.length > 0 && due) {
