@@ -39,6 +39,10 @@ const CODE_STATUS: Record<string, number> = {
   stale_lease: 409,
   store_unavailable: 503,
   schema_too_new: 503,
+  evidence_unavailable: 503,
+  legal_hold: 409,
+  hold_not_found: 404,
+  evidence_not_found: 404,
 };
 
 const FASTIFY_CODES: Record<string, [number, string]> = {

@@ -6,8 +6,11 @@
  * its deployment, is not expired, and is not older than the one it holds (rollback and freeze
  * protection, as in TUF). This file is what the execution plane may import from the control plane.
  */
-import { createHash, createPublicKey, type KeyObject, verify } from 'node:crypto';
-import canonicalize from 'canonicalize';
+import { createHash, type KeyObject, verify } from 'node:crypto';
+import { canonical } from '../util/canonical-json.js';
+import { keyIdOf, loadPublicKey } from '../util/ed25519.js';
+
+export { canonical, keyIdOf, loadPublicKey };
 
 export interface SnapshotHeader {
   version: number;
@@ -42,12 +45,6 @@ export type RejectReason =
 
 export type Verdict = { ok: true; snapshot: Snapshot } | { ok: false; reason: RejectReason; detail: string };
 
-export function canonical(value: unknown): string {
-  const text = canonicalize(value);
-  if (text === undefined) throw new TypeError('value has no canonical JSON form');
-  return text;
-}
-
 export function documentDigest(document: unknown): string {
   return `sha256:${createHash('sha256').update(canonical(document)).digest('hex')}`;
 }
@@ -60,18 +57,6 @@ export function headerOf(s: SnapshotHeader): SnapshotHeader {
 /** The bytes the signature covers. */
 export function signedBytes(s: SnapshotHeader): Buffer {
   return Buffer.from(canonical(headerOf(s)), 'utf8');
-}
-
-export function keyIdOf(publicKey: KeyObject): string {
-  const der = publicKey.export({ type: 'spki', format: 'der' });
-  return `ed25519:${createHash('sha256').update(der).digest('hex').slice(0, 16)}`;
-}
-
-export function loadPublicKey(pem: string): KeyObject {
-  const key = createPublicKey(pem);
-  if (key.asymmetricKeyType !== 'ed25519')
-    throw new TypeError(`expected an Ed25519 public key, got ${key.asymmetricKeyType}`);
-  return key;
 }
 
 function isHeaderShaped(v: unknown): v is Snapshot {

@@ -223,11 +223,17 @@ export interface ConsumerRow {
   cursor: number | string;
   failures: number;
   last_error: string | null;
+  updated_at: number | string;
 }
 
 export function rowToConsumer(name: string, row: ConsumerRow | undefined): ConsumerState {
   if (!row) return { name, cursor: 0, failures: 0 };
-  const state: ConsumerState = { name, cursor: num(row.cursor), failures: row.failures };
+  const state: ConsumerState = {
+    name,
+    cursor: num(row.cursor),
+    failures: row.failures,
+    updatedAt: num(row.updated_at),
+  };
   if (row.last_error !== null) state.lastError = row.last_error;
   return state;
 }

@@ -133,6 +133,16 @@ export interface Store {
   /** Outbox events with seq > `afterSeq`, ascending; only events whose transactions have committed. */
   readEvents(afterSeq: number, limit: number): Promise<OutboxEvent[]>;
 
+  /** The highest outbox seq written so far (0 when none). */
+  outboxHead(): Promise<number>;
+  /**
+   * Delete outbox events with seq <= `throughSeq` and raise the low-water mark to it. Consumers
+   * behind it lose those events: the evidence shipper records the range as a gap.
+   */
+  pruneEvents(throughSeq: number): Promise<{ deleted: number; prunedThrough: number }>;
+  /** The outbox's low-water mark: the highest seq ever pruned (0 when none). */
+  prunedThrough(): Promise<number>;
+
   /** An outbox consumer's cursor and failures (cursor 0 for a consumer that has handled nothing). */
   readConsumer(name: string): Promise<ConsumerState>;
   /**

@@ -245,6 +245,8 @@ export interface ConsumerState {
   /** Failures in a row since the cursor last moved. */
   failures: number;
   lastError?: string;
+  /** When the consumer last moved its cursor or recorded a failure (store clock, epoch ms). */
+  updatedAt?: number;
 }
 
 export interface ListFilter {

@@ -3,7 +3,6 @@
  * SQL can take as is. Every check throws `InvalidArgumentError` naming the path, before any write.
  */
 import { createHash } from 'node:crypto';
-import canonicalize from 'canonicalize';
 import {
   BLOCK_REASONS,
   type BlockReason,
@@ -11,6 +10,7 @@ import {
   isJobState,
   type JobState,
 } from '../lifecycle/lifecycle.js';
+import { canonical } from '../util/canonical-json.js';
 import { InvalidArgumentError } from './errors.js';
 import {
   type AttemptContext,
@@ -184,11 +184,7 @@ export function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-export function canonicalJson(value: unknown): string {
-  const text = canonicalize(value);
-  if (text === undefined) throw new TypeError('value has no canonical JSON form');
-  return text;
-}
+export const canonicalJson = canonical;
 
 function describe(value: unknown): string {
   if (value === null) return 'null';

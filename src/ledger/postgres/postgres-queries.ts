@@ -45,7 +45,8 @@ WITH ins AS (
 ev AS (
   INSERT INTO ${EVENT_COLUMNS}
   SELECT 'job.' || state, tenant, id, correlation_id,
-         jsonb_build_object('from', 'submitted', 'to', state, 'reason', reason, 'task', task, 'queue', queue),
+         jsonb_build_object('from', 'submitted', 'to', state, 'reason', reason, 'task', task, 'queue', queue)
+           || CASE WHEN authority IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('authority', authority) END,
          created_at
     FROM ins ORDER BY id
 ),

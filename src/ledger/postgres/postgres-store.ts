@@ -471,6 +471,37 @@ export class PostgresStore implements Store {
     return this.events.read(afterSeq, limit);
   }
 
+  async outboxHead(): Promise<number> {
+    const [row] = await run<{ head: number }>(
+      this.pool,
+      'SELECT greatest((SELECT coalesce(max(seq), 0) FROM bulkhead.events), pruned_through) AS head FROM bulkhead.outbox_state',
+    );
+    return Number(row?.head ?? 0);
+  }
+
+  async pruneEvents(throughSeq: number): Promise<{ deleted: number; prunedThrough: number }> {
+    checkInt('pruneEvents.throughSeq', throughSeq, 0, Number.MAX_SAFE_INTEGER);
+    return transaction(this.pool, async (client) => {
+      const [state] = await run<{ pruned_through: number }>(
+        client,
+        'UPDATE bulkhead.outbox_state SET pruned_through = greatest(pruned_through, $1) RETURNING pruned_through',
+        [throughSeq],
+      );
+      const deleted = await run(client, 'DELETE FROM bulkhead.events WHERE seq <= $1 RETURNING 1', [
+        throughSeq,
+      ]);
+      return { deleted: deleted.length, prunedThrough: Number(state?.pruned_through ?? throughSeq) };
+    });
+  }
+
+  async prunedThrough(): Promise<number> {
+    const [row] = await run<{ pruned_through: number }>(
+      this.pool,
+      'SELECT pruned_through FROM bulkhead.outbox_state',
+    );
+    return Number(row?.pruned_through ?? 0);
+  }
+
   readConsumer(name: string): Promise<ConsumerState> {
     return this.consumers.read(name);
   }

@@ -128,6 +128,7 @@ export async function failBatch(
           attempt: job.attempt,
           fence: job.fence,
           error: error.code,
+          message: error.message,
         },
       },
       data: retry ? base : { ...base, error: error.code },

@@ -204,13 +204,14 @@ export class SqliteStore implements Store {
           authority: item.authorityJson,
           now,
         });
-        const data = {
+        const data: Record<string, unknown> = {
           from: 'submitted',
           to: job.state,
           reason: job.reason,
           task: job.task,
           queue: job.queue,
         };
+        if (job.authority !== undefined) data.authority = job.authority;
         this.q.insertEvent.run(
           `job.${job.state}`,
           job.tenant,
@@ -349,6 +350,7 @@ export class SqliteStore implements Store {
             attempt: row.attempt,
             fence: it.fence,
             error: error.code,
+            message: error.message,
           },
           now,
         );
@@ -689,6 +691,33 @@ export class SqliteStore implements Store {
     checkInt('readEvents.afterSeq', afterSeq, 0, Number.MAX_SAFE_INTEGER);
     checkInt('readEvents.limit', limit, 1, LIMITS.maxBatch);
     return (this.q.readEvents.all(afterSeq, limit) as EventRow[]).map(rowToEvent);
+  }
+
+  async outboxHead(): Promise<number> {
+    const row = this.db
+      .prepare(
+        'SELECT max(coalesce((SELECT max(seq) FROM events), 0), pruned_through) AS head FROM outbox_state',
+      )
+      .get() as { head: number };
+    return row.head;
+  }
+
+  async pruneEvents(throughSeq: number): Promise<{ deleted: number; prunedThrough: number }> {
+    checkInt('pruneEvents.throughSeq', throughSeq, 0, Number.MAX_SAFE_INTEGER);
+    return this.write(() => {
+      const deleted = this.db.prepare('DELETE FROM events WHERE seq <= ?').run(throughSeq).changes;
+      this.db.prepare('UPDATE outbox_state SET pruned_through = max(pruned_through, ?)').run(throughSeq);
+      return { deleted, prunedThrough: this.prunedThroughNow() };
+    });
+  }
+
+  async prunedThrough(): Promise<number> {
+    return this.prunedThroughNow();
+  }
+
+  private prunedThroughNow(): number {
+    return (this.db.prepare('SELECT pruned_through FROM outbox_state').get() as { pruned_through: number })
+      .pruned_through;
   }
 
   async readConsumer(name: string): Promise<ConsumerState> {

@@ -1,0 +1,113 @@
+/**
+ * Offline verification of an exported bundle: no database, only the bundle and the public key.
+ * Never throws for bad input: whatever is wrong becomes `ok: false` with the first bad seq (or
+ * null when it is not an entry that is wrong: the header, the key) and why.
+ */
+
+import type { KeyObject } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { type BundleHeader, parseHeader, recordFromLine } from './codec.js';
+import { keyMap, Verifier, type VerifierOptions, type VerifyReport } from './verify.js';
+
+export interface BundleReport extends VerifyReport {
+  header: BundleHeader | null;
+}
+
+function rejected(reason: string, header: BundleHeader | null = null): BundleReport {
+  return {
+    ok: false,
+    entries: 0,
+    stubs: 0,
+    checkpoints: 0,
+    lastCheckpoint: null,
+    head: null,
+    redactedFields: 0,
+    erasedAfter: 0,
+    gaps: [],
+    unsignedFrom: null,
+    firstBad: { seq: null, reason },
+    header,
+  };
+}
+
+export async function verifyBundle(
+  lines: AsyncIterable<string> | Iterable<string>,
+  keys: KeyObject[],
+  options: { pinned?: VerifierOptions['pinned']; onLine?: (n: number) => void } = {},
+): Promise<BundleReport> {
+  try {
+    let header: BundleHeader | null = null;
+    let verifier: Verifier | null = null;
+    let lineNo = 0;
+    let lastSeq = 0;
+    for await (const line of lines) {
+      lineNo++;
+      if (line === '') return rejected(`line ${lineNo} is blank: a bundle has no blank lines`, header);
+      if (!header) {
+        try {
+          header = parseHeader(line);
+        } catch (err) {
+          return rejected((err as Error).message);
+        }
+        const trusted = keyMap(keys);
+        if (!header.keyIds.some((k) => trusted.has(k)))
+          return rejected(
+            `the bundle is signed with ${header.keyIds.join(', ') || 'no key'}, not with the key given (${[...trusted.keys()].join(', ')})`,
+            header,
+          );
+        verifier = new Verifier({
+          mode: 'bundle',
+          keys: trusted,
+          fromSeq: header.fromSeq,
+          ...(options.pinned && { pinned: options.pinned }),
+        });
+        continue;
+      }
+      const record = recordFromLine(line, lineNo);
+      if (record.type === 'entry') lastSeq = record.entry.seq;
+      else if (record.type === 'stub') lastSeq = record.seq;
+      if (!verifier?.push(record)) break;
+      if (lineNo % 10_000 === 0) options.onLine?.(lineNo);
+    }
+    if (!header || !verifier)
+      return rejected(lineNo === 0 ? 'the bundle is empty' : 'the bundle has no header line');
+    const report = verifier.finish();
+    if (report.ok && lastSeq !== header.toSeq) {
+      report.ok = false;
+      report.firstBad = {
+        seq: lastSeq + 1,
+        reason: `the header says the bundle ends at seq ${header.toSeq} but it ends at ${lastSeq}`,
+      };
+    }
+    return { ...report, header };
+  } catch (err) {
+    return rejected(`the bundle could not be read: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * A bundle file's lines, streamed, split on LF only: a CR is part of its line (and so makes it
+ * non-canonical), never a separator. A final LF ends the last line; it does not start an empty one.
+ */
+export async function* bundleLines(path: string): AsyncGenerator<string> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let rest = '';
+  for await (const chunk of createReadStream(path)) {
+    rest += decoder.decode(chunk as Buffer, { stream: true });
+    let nl = rest.indexOf('\n');
+    while (nl !== -1) {
+      yield rest.slice(0, nl);
+      rest = rest.slice(nl + 1);
+      nl = rest.indexOf('\n');
+    }
+  }
+  rest += decoder.decode();
+  if (rest !== '') yield rest;
+}
+
+/** The lines of a bundle held in memory, split as `bundleLines` does. */
+export function bundleTextLines(text: string): string[] {
+  const lines = text.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
