@@ -239,8 +239,8 @@ export class Verifier {
     if (e.kind === 'checkpoint') this.checkCheckpoint(e);
     else this.lastWasCheckpoint = false;
     if (e.kind === 'gap') {
-      const from = valueOf(e, 'fromSeq');
-      const to = valueOf(e, 'toSeq');
+      const from = fieldValue(e, 'fromSeq');
+      const to = fieldValue(e, 'toSeq');
       if (typeof from === 'number' && typeof to === 'number')
         this.report.gaps.push({ fromSeq: from, toSeq: to });
     }
@@ -255,12 +255,12 @@ export class Verifier {
     for (const target of list) {
       let ok = false;
       if (e.kind === 'redaction') {
-        const seqs = valueOf(e, 'seqs');
-        ok = valueOf(e, 'field') === target.field && Array.isArray(seqs) && seqs.includes(target.seq);
+        const seqs = fieldValue(e, 'seqs');
+        ok = fieldValue(e, 'field') === target.field && Array.isArray(seqs) && seqs.includes(target.seq);
       } else if (e.kind === 'retention') {
-        const from = valueOf(e, 'fromSeq');
-        const to = valueOf(e, 'toSeq');
-        const cutoff = valueOf(e, 'cutoff');
+        const from = fieldValue(e, 'fromSeq');
+        const to = fieldValue(e, 'toSeq');
+        const cutoff = fieldValue(e, 'cutoff');
         ok =
           typeof from === 'number' &&
           typeof to === 'number' &&
@@ -279,11 +279,11 @@ export class Verifier {
   }
 
   private checkCheckpoint(e: Entry): void {
-    const seq = valueOf(e, 'seq');
-    const headHash = valueOf(e, 'headHash');
-    const at = valueOf(e, 'at');
-    const keyId = valueOf(e, 'keyId');
-    const signature = valueOf(e, 'signature');
+    const seq = fieldValue(e, 'seq');
+    const headHash = fieldValue(e, 'headHash');
+    const at = fieldValue(e, 'at');
+    const keyId = fieldValue(e, 'keyId');
+    const signature = fieldValue(e, 'signature');
     if (
       typeof seq !== 'number' ||
       typeof headHash !== 'string' ||
@@ -317,7 +317,7 @@ export class Verifier {
   }
 }
 
-function valueOf(e: Entry, name: string): unknown {
+function fieldValue(e: Entry, name: string): unknown {
   const f = e.fields[name];
   return f && 'value' in f ? f.value : undefined;
 }
