@@ -65,8 +65,14 @@ export function registerAdminRoutes(app: FastifyInstance, deps: { store: Store }
       },
     },
     async (request, reply) => {
-      requireSystemAdmin(request);
+      const p = requireSystemAdmin(request);
       const { tenant, created } = await registry.createTenant(request.body.name);
+      if (created)
+        await deps.store.appendEvent({
+          type: 'admin.tenant_created',
+          tenant: tenant.name,
+          data: { tenant: tenant.name, by: p.keyId },
+        });
       return reply.code(created ? 201 : 200).send(tenantResource(tenant));
     },
   );
@@ -144,6 +150,17 @@ export function registerAdminRoutes(app: FastifyInstance, deps: { store: Store }
         { keyId: created.record.id, tenant, roles: created.record.roles, by: p.keyId },
         'API key created',
       );
+      // The evidence plane records who made which key with which roles: never the secret.
+      await deps.store.appendEvent({
+        type: 'admin.key_created',
+        tenant,
+        data: {
+          keyId: created.record.id,
+          roles: created.record.roles,
+          name: created.record.name,
+          by: p.keyId,
+        },
+      });
       return reply.code(201).send({ key: created.key, apiKey: keyResource(created.record) });
     },
   );
@@ -195,7 +212,44 @@ export function registerAdminRoutes(app: FastifyInstance, deps: { store: Store }
       const options = p.tenant === SYSTEM_TENANT ? {} : { tenant: p.tenant };
       const revoked = await registry.revokeApiKey(request.params.id, options);
       request.log.info({ keyId: revoked.id, by: p.keyId }, 'API key revoked');
+      await deps.store.appendEvent({
+        type: 'admin.key_revoked',
+        tenant: revoked.tenant,
+        data: { keyId: revoked.id, by: p.keyId },
+      });
       return keyResource(revoked);
+    },
+  );
+
+  app.post<{ Body: { throughSeq: number } }>(
+    '/v1/events/prune',
+    {
+      config: { roles: ROLE_SETS.admin },
+      schema: {
+        tags: ['events'],
+        summary:
+          'Delete outbox events up to a seq (consumers behind it lose them; the evidence plane records a gap)',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['throughSeq'],
+          properties: { throughSeq: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['deleted', 'prunedThrough'],
+            properties: { deleted: { type: 'integer' }, prunedThrough: { type: 'integer' } },
+          },
+          ...problems,
+        },
+      },
+    },
+    async (request) => {
+      const p = requireSystemAdmin(request);
+      const result = await deps.store.pruneEvents(request.body.throughSeq);
+      request.log.warn({ ...result, by: p.keyId }, 'outbox events pruned');
+      return result;
     },
   );
 }

@@ -8,10 +8,12 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { type Logger, pino } from 'pino';
 import { Admission } from '../control/admission.js';
 import type { ConfigService } from '../control/config/service.js';
+import type { EvidenceService } from '../evidence/service.js';
 import type { Store } from '../ledger/store.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuth } from './auth.js';
 import { registerConfigRoutes } from './config-routes.js';
+import { registerEvidenceRoutes } from './evidence-routes.js';
 import { type HealthSection, healthSchema, registerHealthRoutes } from './health-routes.js';
 import { registerJobRoutes } from './jobs-routes.js';
 import { HttpProblem, problemSchema, sendProblem } from './problem.js';
@@ -30,6 +32,8 @@ export interface ApiOptions {
   version?: string;
   /** The config service (signing key, deployment): enables the config and fleet routes. */
   config?: ConfigService;
+  /** The evidence service: enables the evidence routes. */
+  evidence?: EvidenceService;
 }
 
 export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
@@ -84,9 +88,13 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   registerAuth(app, options.store.registry);
   registerHealthRoutes(app, { store: options.store, sections: options.health ?? {} });
-  registerJobRoutes(app, { store: options.store, admission: new Admission(options.store) });
+  registerJobRoutes(app, {
+    store: options.store,
+    admission: new Admission(options.store, options.config?.key),
+  });
   registerAdminRoutes(app, { store: options.store });
   if (options.config) registerConfigRoutes(app, { store: options.store, config: options.config });
+  if (options.evidence) registerEvidenceRoutes(app, { evidence: options.evidence });
 
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();

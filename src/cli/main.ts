@@ -4,16 +4,17 @@
  *
  * Exit codes: 0 success; 1 failure (server error, unexpected); 2 bad usage or input; 3 not
  * authenticated or not allowed; 4 not found; 5 conflict; 6 a waited-for job did not succeed;
- * 7 the server could not be reached.
+ * 7 the server could not be reached; 8 evidence verification failed.
  *
  * Environment: BULKHEAD_URL, BULKHEAD_API_KEY (client commands); BULKHEAD_STORE, BULKHEAD_PORT,
- * BULKHEAD_DATA_DIR, BULKHEAD_LOG_LEVEL (server commands).
+ * BULKHEAD_DATA_DIR, BULKHEAD_EVIDENCE, BULKHEAD_LOG_LEVEL (server commands).
  */
 import { Command, CommanderError } from 'commander';
 import { LedgerError } from '../ledger/errors.js';
 import { BulkheadApiError } from '../sdk/client.js';
 import { registerClientCommands } from './client-commands.js';
 import { registerConfigCommands } from './config-commands.js';
+import { registerEvidenceCommands } from './evidence-commands.js';
 import { UsageError } from './load-tasks.js';
 import { EXIT } from './output.js';
 import { VERSION } from './runtime.js';
@@ -31,6 +32,7 @@ const program = new Command()
 registerServerCommands(program);
 registerClientCommands(program);
 registerConfigCommands(program);
+registerEvidenceCommands(program);
 
 function exitCodeFor(err: unknown): number {
   if (err instanceof UsageError) return EXIT.usage;

@@ -9,6 +9,8 @@ export const EXIT = {
   conflict: 5,
   jobUnsuccessful: 6,
   unreachable: 7,
+  /** `evidence verify`: the log or bundle failed verification. */
+  verifyFailed: 8,
 } as const;
 
 export function printJson(value: unknown): void {

@@ -17,6 +17,7 @@ import { ConfigAgent, type ConfigSource } from '../execution/config-agent.js';
 import type { TaskDefinition } from '../execution/task.js';
 import { createWorker, type Worker, type WorkerOptions } from '../execution/worker.js';
 import type { Store } from '../ledger/store.js';
+import type { EvidenceProcess } from './evidence-setup.js';
 
 export const VERSION = '0.1.0';
 
@@ -89,13 +90,26 @@ export async function startControl(options: {
   logger: Logger;
   config: ConfigService;
   health?: Record<string, () => HealthSection | Promise<HealthSection>>;
+  /** The evidence plane run by this process: its routes and its health section. */
+  evidence?: EvidenceProcess;
 }): Promise<ControlProcess> {
+  const evidence = options.evidence;
   const app = await buildApi({
     store: options.store,
     logger: options.logger.child({ plane: 'api' }),
     version: VERSION,
     config: options.config,
-    health: { control: controlHealth(options.store, options.config), ...options.health },
+    ...(evidence && { evidence: evidence.service }),
+    health: {
+      control: controlHealth(options.store, options.config),
+      evidence: evidence
+        ? () => evidence.health()
+        : () => ({
+            status: 'degraded',
+            detail: 'no evidence store is configured for this process (--evidence)',
+          }),
+      ...options.health,
+    },
   });
   const address = await app.listen({ port: options.port, host: options.host });
   const url = address.replace('[::1]', '127.0.0.1');
@@ -172,7 +186,12 @@ export function workerHealth(worker: Worker): () => HealthSection {
   return () => {
     const h = worker.health();
     const configOk = h.config === undefined || h.config.gate === 'ok';
-    const status = h.store !== 'ok' || !configOk ? 'degraded' : h.state === 'running' ? 'ok' : 'degraded';
+    const status =
+      h.store !== 'ok' || !configOk || h.evidence !== 'ok'
+        ? 'degraded'
+        : h.state === 'running'
+          ? 'ok'
+          : 'degraded';
     return { ...h, status };
   };
 }

@@ -16,6 +16,7 @@ import {
   readDeployment,
   readPinnedKey,
 } from './control-setup.js';
+import { startEvidence } from './evidence-setup.js';
 import { loadTasks, UsageError } from './load-tasks.js';
 import {
   bootstrapStore,
@@ -29,7 +30,7 @@ import {
 /** The demo task pack `npm start` runs (compiled next to this file). */
 export const DEMO_TASKS = fileURLToPath(new URL('../../examples/demo/tasks.js', import.meta.url));
 
-const logger = () => pino({ level: process.env.BULKHEAD_LOG_LEVEL ?? 'info' });
+export const logger = () => pino({ level: process.env.BULKHEAD_LOG_LEVEL ?? 'info' });
 
 export function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -40,7 +41,7 @@ export function intOption(name: string, min: number, max: number) {
   };
 }
 
-function storeOption(value: string | undefined): string {
+export function storeOption(value: string | undefined): string {
   const url = value ?? process.env.BULKHEAD_STORE;
   if (!url)
     throw new UsageError(
@@ -92,17 +93,25 @@ export function registerServerCommands(program: Command): void {
             cacheFile: resolve(dataDir, 'config-cache.json'),
           },
         });
+        const evidence = await startEvidence({
+          ledger: store,
+          target: resolve(dataDir, 'evidence.db'),
+          key: config.key,
+          logger: log,
+        });
         const control = await startControl({
           store,
           port: opts.port,
           host: opts.host,
           logger: log,
           config,
+          evidence,
           health: { execution: workerHealth(worker) },
         });
         const lines = [
           `Bulkhead dev is running at ${control.url}`,
           `  ledger:  ${resolve(dataDir, 'ledger.db')} (SQLite)`,
+          `  evidence: ${resolve(dataDir, 'evidence.db')} (SQLite, a separate file)`,
           `  tasks:   ${tasks.map((t) => t.name).join(', ')}`,
           admin.created
             ? `  admin key (shown once, also written to ${keyFile}):\n    ${admin.key}`
@@ -113,6 +122,8 @@ export function registerServerCommands(program: Command): void {
         const stopped = untilSignal(log, async () => {
           await control.close();
           await stopWorker(10_000);
+          // After the worker: the shipper records what the drain wrote.
+          await evidence.close();
           await store.close();
         });
         process.stdout.write(`${lines.join('\n')}\n`);
@@ -182,18 +193,45 @@ export function registerServerCommands(program: Command): void {
       '--read-only',
       'start in read-only mode: reads and admission go on, privileged mutations are refused',
     )
+    .option(
+      '--evidence <url>',
+      'the evidence store: a postgres:// URL (its own database and credentials) or a SQLite file (env BULKHEAD_EVIDENCE)',
+    )
     .action(
-      async (opts: { store?: string; port: number; host: string; keysDir: string; readOnly?: boolean }) => {
+      async (opts: {
+        store?: string;
+        port: number;
+        host: string;
+        keysDir: string;
+        readOnly?: boolean;
+        evidence?: string;
+      }) => {
         const log = logger();
         const store = await openStore(storeOption(opts.store));
         const { service } = ensureControlIdentity(resolve(opts.keysDir));
         const config = service(store);
         await ensureInitialConfig(config, store);
         if (opts.readOnly) await config.setMode('read_only', 'control --read-only');
-        const control = await startControl({ store, port: opts.port, host: opts.host, logger: log, config });
+        const target = opts.evidence ?? process.env.BULKHEAD_EVIDENCE;
+        const evidence = target
+          ? await startEvidence({ ledger: store, target, key: config.key, logger: log })
+          : undefined;
+        if (!evidence)
+          log.warn(
+            'no evidence store (--evidence): evidence is not recorded and evidence-required work will not start',
+          );
+        const control = await startControl({
+          store,
+          port: opts.port,
+          host: opts.host,
+          logger: log,
+          config,
+          ...(evidence && { evidence }),
+        });
         // Signal handlers first, then the ready line: a signal right after it must drain, not kill.
         const stopped = untilSignal(log, async () => {
           await control.close();
+          await evidence?.close();
           await store.close();
         });
         process.stdout.write(`Bulkhead control plane listening at ${control.url}\n`);

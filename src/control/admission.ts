@@ -10,7 +10,9 @@ import type { TaskType } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
 import type { SubmitInput, SubmitResult } from '../ledger/types.js';
 import type { Principal } from './api-keys.js';
+import { signAuthority } from './authority.js';
 import { InvalidInputError, UnknownTaskError } from './errors.js';
+import type { SigningKey } from './signing-keys.js';
 
 export interface Submission {
   task: string;
@@ -30,8 +32,27 @@ export class Admission {
   private readonly ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: true });
   private readonly validators = new Map<string, { updatedAt: number; validate: ValidateFunction }>();
 
-  constructor(private readonly store: Store) {
+  /** The current config version, read at most once a second. */
+  private configVersion: { at: number; version: Promise<number | null> } | undefined;
+
+  /** With `signer`, every admitted job carries a signed authority record. */
+  constructor(
+    private readonly store: Store,
+    private readonly signer?: SigningKey,
+  ) {
     addFormats.default(this.ajv);
+  }
+
+  private currentConfigVersion(): Promise<number | null> {
+    const now = Date.now();
+    if (!this.configVersion || now - this.configVersion.at > 1000) {
+      const version = this.store.configs.rollout().then(
+        (r) => r.currentVersion,
+        () => null,
+      );
+      this.configVersion = { at: now, version };
+    }
+    return this.configVersion.version;
   }
 
   async submit(principal: Principal, submissions: Submission[]): Promise<SubmitResult[]> {
@@ -95,6 +116,15 @@ export class Admission {
     if (s.priority !== undefined) out.priority = s.priority;
     if (s.runAt !== undefined) out.runAt = s.runAt;
     if (s.deadline !== undefined) out.deadline = s.deadline;
+    if (this.signer) {
+      const job = { task: type.name, taskVersion: type.version, input };
+      out.authority = signAuthority(
+        this.signer,
+        principal,
+        s.idempotencyKey === undefined ? job : { ...job, idempotencyKey: s.idempotencyKey },
+        await this.currentConfigVersion(),
+      );
+    }
     return out;
   }
 

@@ -10,6 +10,10 @@ export interface SnapshotView {
   freshControlTasks: Set<string>;
   /** Task names the published config knows (empty: the config lists none). */
   taskNames: Set<string>;
+  /** Task names whose jobs start only while evidence is being recorded (`evidence: required`). */
+  evidenceRequiredTasks: Set<string>;
+  /** How many outbox events the evidence shipper may be behind before required work stops starting. */
+  evidenceMaxLag: number;
 }
 
 export function viewOf(document: unknown): SnapshotView {
@@ -17,12 +21,21 @@ export function viewOf(document: unknown): SnapshotView {
   const freshnessMs = typeof doc.freshnessMs === 'number' && doc.freshnessMs > 0 ? doc.freshnessMs : 30_000;
   const freshControlTasks = new Set<string>();
   const taskNames = new Set<string>();
+  const evidenceRequiredTasks = new Set<string>();
+  const evidenceMaxLag =
+    typeof doc.evidenceMaxLag === 'number' && doc.evidenceMaxLag >= 0 ? doc.evidenceMaxLag : 10_000;
   for (const t of Array.isArray(doc.taskTypes) ? doc.taskTypes : []) {
     if (!t || typeof t !== 'object' || typeof (t as { name?: unknown }).name !== 'string') continue;
-    const { name, effect, freshControl } = t as { name: string; effect?: unknown; freshControl?: unknown };
+    const { name, effect, freshControl, evidence } = t as {
+      name: string;
+      effect?: unknown;
+      freshControl?: unknown;
+      evidence?: unknown;
+    };
     taskNames.add(name);
+    if (evidence === 'required') evidenceRequiredTasks.add(name);
     if (freshControl === true || (freshControl === undefined && effect === 'destructive'))
       freshControlTasks.add(name);
   }
-  return { freshnessMs, freshControlTasks, taskNames };
+  return { freshnessMs, freshControlTasks, taskNames, evidenceRequiredTasks, evidenceMaxLag };
 }

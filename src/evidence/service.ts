@@ -339,11 +339,21 @@ export class EvidenceService {
       shippedThrough: head.shippedThrough,
       shipperLag: lag,
       ...(consumer?.lastError && consumer.failures > 0 && { shipperError: consumer.lastError }),
-      lastCheckpoint: last ? { seq: last.seq - 1, at: last.recordedAt } : null,
+      // The signed checkpoint itself, to keep outside the store (`evidence verify --checkpoint`).
+      lastCheckpoint: last ? checkpointOf(last) : null,
       lastVerify: verification,
       gaps: gaps.length,
     };
   }
+}
+
+function checkpointOf(e: Entry): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of ['seq', 'headHash', 'at', 'keyId', 'signature']) {
+    const f = e.fields[name];
+    out[name] = f && 'value' in f ? f.value : null;
+  }
+  return out;
 }
 
 function disclosed(e: Entry, filter: { tenant?: string; correlationId?: string }): boolean {

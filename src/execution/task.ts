@@ -52,6 +52,12 @@ export interface TaskDefinition<I = unknown, O = unknown> {
   classification: Classification;
   /** `none`: the `process` runtime runs it with no network, or the worker refuses it. */
   egress: 'any' | 'none';
+  /**
+   * `required`: a job starts only while its evidence is being recorded (the evidence store answers
+   * and the shipper keeps up); otherwise it waits `blocked` (evidence_unavailable). `buffered`: it
+   * runs and its evidence ships when it can.
+   */
+  evidence: 'required' | 'buffered';
   /** Heap limit of a `thread` or `process` runner, in MB. */
   memoryLimitMb: number;
   /** How long an aborted handler may take to stop before its thread or process is killed. */

@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
+import type { SnapshotView } from '../control/snapshot-view.js';
 import { StaleLeaseError } from '../ledger/errors.js';
 import type { TaskType } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
@@ -27,9 +28,11 @@ import type {
   Transitioned,
   WorkerInfo,
 } from '../ledger/types.js';
+import type { BlockReason } from '../lifecycle/lifecycle.js';
 import { runAttempt } from './attempt.js';
 import { Batcher } from './batcher.js';
 import type { ConfigAgent } from './config-agent.js';
+import { EvidenceGate } from './evidence-gate.js';
 import { canEnforceNoEgress, createProcessRuntime } from './runtimes/process-runtime.js';
 import { inlineRuntime, type Runtime } from './runtimes/runtime.js';
 import { createThreadRuntime } from './runtimes/thread-runtime.js';
@@ -70,6 +73,13 @@ export interface WorkerOptions {
   version?: string;
   /** The config agent: claims follow the applied snapshot (none when it is missing or expired). */
   config?: ConfigAgent;
+  /**
+   * Without a config: how many outbox events the evidence shipper may be behind before
+   * `evidence: required` work stops starting (a config sets its own). @default 10000
+   */
+  evidenceMaxLag?: number;
+  /** The evidence shipper counts as gone when silent this long. @default 10000 */
+  evidenceStaleMs?: number;
 }
 
 export interface WorkerHealth {
@@ -82,6 +92,15 @@ export interface WorkerHealth {
   completed: number;
   failed: number;
   lastStoreError?: string;
+  /** `evidence_unavailable`: evidence-required work is held back (see `evidenceReason`). */
+  evidence: 'ok' | 'evidence_unavailable';
+  evidenceReason?: string;
+}
+
+interface Hold {
+  reason: BlockReason;
+  blocked: boolean;
+  lastAt: number;
 }
 
 export class Worker {
@@ -93,7 +112,10 @@ export class Worker {
   private readonly clearance: Classification;
   private readonly log: Logger;
   private readonly opts: Required<
-    Pick<WorkerOptions, 'pollIntervalMs' | 'reapIntervalMs' | 'livenessIntervalMs' | 'lostAfterMs'>
+    Pick<
+      WorkerOptions,
+      'pollIntervalMs' | 'reapIntervalMs' | 'livenessIntervalMs' | 'lostAfterMs' | 'evidenceMaxLag'
+    >
   >;
   private state: WorkerHealth['state'] = 'starting';
   private readonly storeErrors = new Map<StoreSource, string>();
@@ -105,8 +127,11 @@ export class Worker {
   private unsubscribe: (() => void) | undefined;
   private readonly running = new Set<Promise<void>>();
   private configState: 'ok' | 'no_config' | 'stale_config' = 'ok';
-  private blockedForFreshness = false;
-  private lastBlockAt = 0;
+  private readonly freshnessHold: Hold = { reason: 'fresh_control_required', blocked: false, lastAt: 0 };
+  private readonly evidenceHold: Hold = { reason: 'evidence_unavailable', blocked: false, lastAt: 0 };
+  private readonly evidenceGate: EvidenceGate;
+  private evidenceState: 'ok' | 'evidence_unavailable' = 'ok';
+  private evidenceReason: string | undefined;
   private readonly runtimes: Record<RuntimeName, Runtime>;
   /** Tasks this worker refuses to claim (an `egress: 'none'` it cannot enforce), with why. */
   readonly refused = new Map<string, string>();
@@ -138,7 +163,9 @@ export class Worker {
       reapIntervalMs: options.reapIntervalMs ?? 1000,
       livenessIntervalMs: options.livenessIntervalMs ?? 2000,
       lostAfterMs: options.lostAfterMs ?? 15_000,
+      evidenceMaxLag: options.evidenceMaxLag ?? 10_000,
     };
+    this.evidenceGate = new EvidenceGate(this.store, { staleMs: options.evidenceStaleMs ?? 10_000 });
     for (const t of this.tasks.values()) {
       if (t.egress !== 'none') continue;
       if (t.runtime !== 'process') {
@@ -169,8 +196,11 @@ export class Worker {
       store: this.storeErrors.size === 0 ? 'ok' : 'store_unreachable',
       inFlight: this.inFlight.size,
       ...this.counts,
+      evidence: this.evidenceState,
     };
     if (this.options.config) h.config = { ...this.options.config.health(), gate: this.configState };
+    if (this.evidenceReason !== undefined && this.evidenceState !== 'ok')
+      h.evidenceReason = this.evidenceReason;
     const last = [...this.storeErrors.values()].pop();
     if (last !== undefined) h.lastStoreError = last;
     return h;
@@ -376,36 +406,63 @@ export class Worker {
   }
 
   /**
-   * The tasks this worker may claim now, by its config: none without a valid snapshot; without
-   * fresh control contact, none of the freshControl tasks — their queued jobs are marked `blocked`
-   * (fresh_control_required), and put back when contact returns.
+   * The tasks this worker may claim now. By its config: none without a valid snapshot; without
+   * fresh control contact, none of the freshControl tasks. By evidence: while evidence is not being
+   * recorded, none of the `evidence: required` tasks. Queued jobs held back are marked `blocked`
+   * with the reason, and put back when the condition clears.
    */
   private async claimableTasks(names: string[]): Promise<string[]> {
+    let allowed = names;
+    let view: SnapshotView | undefined;
     const config = this.options.config;
-    if (!config) return names;
-    const gate = config.gate();
-    this.configState = gate.claim ? 'ok' : (gate.reason ?? 'stale_config');
-    if (!gate.claim || !gate.view) return [];
-    const freshOnly = names.filter((n) => gate.view?.freshControlTasks.has(n));
+    if (config) {
+      const gate = config.gate();
+      this.configState = gate.claim ? 'ok' : (gate.reason ?? 'stale_config');
+      if (!gate.claim || !gate.view) return [];
+      view = gate.view;
+      const freshOnly = names.filter((n) => view?.freshControlTasks.has(n));
+      await this.holdBack(this.freshnessHold, freshOnly, gate.fresh);
+      if (!gate.fresh) allowed = allowed.filter((n) => !view?.freshControlTasks.has(n));
+    }
+    const required = allowed.filter((n) =>
+      view ? view.evidenceRequiredTasks.has(n) : this.tasks.get(n)?.evidence === 'required',
+    );
+    if (required.length > 0) {
+      const state = await this.evidenceGate.check(view?.evidenceMaxLag ?? this.opts.evidenceMaxLag);
+      if (state.open !== (this.evidenceState === 'ok')) {
+        if (state.open) this.log.info('evidence is being recorded again: evidence-required work starts');
+        else
+          this.log.warn({ reason: state.reason }, 'evidence unavailable: evidence-required work held back');
+      }
+      this.evidenceState = state.open ? 'ok' : 'evidence_unavailable';
+      this.evidenceReason = state.reason;
+      await this.holdBack(this.evidenceHold, required, state.open);
+      if (!state.open) allowed = allowed.filter((n) => !required.includes(n));
+    }
+    return allowed;
+  }
+
+  /**
+   * While `open` is false, mark the queued jobs of `tasks` blocked: at once, then every second for
+   * jobs admitted since (not on every claim loop: each block scans the queued jobs). When it is
+   * true again, put them back.
+   */
+  private async holdBack(hold: Hold, tasks: string[], open: boolean): Promise<void> {
+    if (tasks.length === 0) return;
     try {
-      // Block when contact is lost, then again every second for jobs admitted since — not on
-      // every claim loop (each block scans the queued jobs).
-      const due = !this.blockedForFreshness || Date.now() - this.lastBlockAt >= BLOCK_SWEEP_MS;
-      if (!gate.fresh && freshOnly.length > 0 && due) {
-        const n = await this.store.block({ tasks: freshOnly, reason: 'fresh_control_required' });
-        if (n > 0)
-          this.log.warn({ jobs: n, tasks: freshOnly }, 'no fresh control contact: freshControl jobs blocked');
-        this.blockedForFreshness = true;
-        this.lastBlockAt = Date.now();
-      } else if (gate.fresh && this.blockedForFreshness) {
-        const n = await this.store.unblock({ reason: 'fresh_control_required', tasks: freshOnly });
-        if (n > 0) this.log.info({ jobs: n }, 'control contact is back: freshControl jobs unblocked');
-        this.blockedForFreshness = false;
+      if (!open && (!hold.blocked || Date.now() - hold.lastAt >= BLOCK_SWEEP_MS)) {
+        const n = await this.store.block({ tasks, reason: hold.reason });
+        if (n > 0) this.log.warn({ jobs: n, tasks, reason: hold.reason }, 'jobs blocked');
+        hold.blocked = true;
+        hold.lastAt = Date.now();
+      } else if (open && hold.blocked) {
+        const n = await this.store.unblock({ reason: hold.reason, tasks });
+        if (n > 0) this.log.info({ jobs: n, reason: hold.reason }, 'jobs unblocked');
+        hold.blocked = false;
       }
     } catch (err) {
       this.storeDown('claim', err);
     }
-    return gate.fresh ? names : names.filter((n) => !gate.view?.freshControlTasks.has(n));
   }
 
   /** What an attempt started now runs under (recorded on its `job.running` event). */

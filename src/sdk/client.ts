@@ -234,6 +234,122 @@ export class BulkheadClient {
     return this.request('GET', '/v1/workers');
   }
 
+  // ── evidence ──────────────────────────────────────────────────────────────────────────────
+
+  /** The evidence entries of a job (by id) or a correlation id, in order. */
+  async evidenceTrail(
+    id: string,
+    by: 'jobId' | 'correlationId' = 'correlationId',
+  ): Promise<EvidenceEntryView[]> {
+    return (
+      await this.request<{ entries: EvidenceEntryView[] }>(
+        'GET',
+        `/v1/evidence?${by}=${encodeURIComponent(id)}`,
+      )
+    ).entries;
+  }
+
+  /** Verify the whole evidence log; `onProgress` follows the server's progress. */
+  async verifyEvidence(onProgress?: (done: number, total: number) => void): Promise<EvidenceReportView> {
+    if (!onProgress) return this.request('GET', '/v1/evidence/verify');
+    for await (const line of this.lines('GET', '/v1/evidence/verify?progress=true')) {
+      const msg = JSON.parse(line) as {
+        type: string;
+        done?: number;
+        total?: number;
+        code?: string;
+        detail?: string;
+      };
+      if (msg.type === 'progress') onProgress(msg.done ?? 0, msg.total ?? 0);
+      else if (msg.type === 'result') {
+        const { type: _type, ...report } = msg;
+        return report as unknown as EvidenceReportView;
+      } else
+        throw new BulkheadApiError({
+          type: 'about:blank',
+          title: 'Service Unavailable',
+          status: 503,
+          code: msg.code ?? 'evidence_unavailable',
+          detail: msg.detail ?? 'verification failed',
+        });
+    }
+    throw new Error('the server ended the verification stream without a result');
+  }
+
+  /** An evidence bundle, line by line (JSONL), streamed. */
+  exportEvidence(
+    options: { fromSeq?: number; toSeq?: number; correlationId?: string } = {},
+  ): AsyncGenerator<string> {
+    const q = new URLSearchParams();
+    if (options.fromSeq !== undefined) q.set('fromSeq', String(options.fromSeq));
+    if (options.toSeq !== undefined) q.set('toSeq', String(options.toSeq));
+    if (options.correlationId !== undefined) q.set('correlationId', options.correlationId);
+    return this.lines('GET', `/v1/evidence/export${q.size ? `?${q}` : ''}`);
+  }
+
+  redactEvidence(r: { correlationId: string; field: string; reason: string }): Promise<EvidenceEntryView> {
+    return this.request('POST', '/v1/evidence/redact', r);
+  }
+
+  correctEvidence(c: { seq: number; note: string }): Promise<EvidenceEntryView> {
+    return this.request('POST', '/v1/evidence/corrections', c);
+  }
+
+  placeHold(h: { correlationId?: string; tenant?: string; reason: string }): Promise<EvidenceHoldView> {
+    return this.request('POST', '/v1/evidence/holds', h);
+  }
+
+  releaseHold(id: string, reason: string): Promise<EvidenceHoldView> {
+    return this.request('POST', `/v1/evidence/holds/${encodeURIComponent(id)}/release`, { reason });
+  }
+
+  async holds(): Promise<EvidenceHoldView[]> {
+    return (await this.request<{ holds: EvidenceHoldView[] }>('GET', '/v1/evidence/holds')).holds;
+  }
+
+  applyEvidenceRetention(days: number): Promise<{ erased: number }> {
+    return this.request('POST', '/v1/evidence/retention', { days });
+  }
+
+  pruneEvents(throughSeq: number): Promise<{ deleted: number; prunedThrough: number }> {
+    return this.request('POST', '/v1/events/prune', { throughSeq });
+  }
+
+  /** A streamed NDJSON answer, line by line; a refusal before the stream is thrown as for `request`. */
+  private async *lines(method: string, path: string): AsyncGenerator<string> {
+    const headers: Record<string, string> = { accept: 'application/x-ndjson, application/json' };
+    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    const res = await fetch(this.url + path, { method, headers });
+    if (!res.ok || !res.body) {
+      const text = await res.text();
+      const parsed = text ? safeJson(text) : undefined;
+      throw new BulkheadApiError(
+        parsed && typeof parsed === 'object' && 'code' in parsed
+          ? (parsed as Problem)
+          : {
+              type: 'about:blank',
+              title: res.statusText,
+              status: res.status,
+              code: `http_${res.status}`,
+              detail: text.slice(0, 500),
+            },
+      );
+    }
+    const decoder = new TextDecoder();
+    let rest = '';
+    for await (const chunk of res.body) {
+      rest += decoder.decode(chunk as Uint8Array, { stream: true });
+      let nl = rest.indexOf('\n');
+      while (nl !== -1) {
+        yield rest.slice(0, nl);
+        rest = rest.slice(nl + 1);
+        nl = rest.indexOf('\n');
+      }
+    }
+    rest += decoder.decode();
+    if (rest !== '') yield rest;
+  }
+
   private async request<T>(
     method: string,
     path: string,
@@ -265,6 +381,44 @@ export class BulkheadClient {
           };
     throw new BulkheadApiError(problem);
   }
+}
+
+export interface EvidenceEntryView {
+  seq: number;
+  prevHash: string;
+  hash: string;
+  recordedAt: number;
+  occurredAt: number;
+  tenant: string;
+  correlationId: string | null;
+  kind: string;
+  subject: string;
+  sourceSeq: number | null;
+  commitments: Record<string, string>;
+  fields: Record<string, { salt: string; value: unknown } | { redactedBy: number }>;
+}
+
+export interface EvidenceReportView {
+  ok: boolean;
+  entries: number;
+  checkpoints: number;
+  lastCheckpoint: { seq: number; at: number; keyId: string } | null;
+  head: { seq: number; hash: string } | null;
+  redactedFields: number;
+  gaps: Array<{ fromSeq: number; toSeq: number }>;
+  unsignedFrom: number | null;
+  firstBad: { seq: number | null; reason: string } | null;
+}
+
+export interface EvidenceHoldView {
+  id: string;
+  tenant: string | null;
+  correlationId: string | null;
+  reason: string;
+  placedSeq: number;
+  placedAt: number;
+  releasedSeq: number | null;
+  releasedAt: number | null;
 }
 
 export interface ConfigVersionView {

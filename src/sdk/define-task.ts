@@ -35,6 +35,8 @@ export interface TaskOptions<S extends z.ZodType, O> {
   classification?: Classification;
   /** `none` runs it without network (process runtime only; refused where it cannot be enforced). @default 'any' */
   egress?: 'any' | 'none';
+  /** @default 'buffered' */
+  evidence?: 'required' | 'buffered';
   /** Heap limit of a thread or process runner, MB. @default 512 */
   memoryLimitMb?: number;
   /** Time an aborted handler gets to stop before its thread or process is killed. @default 5000 */
@@ -84,6 +86,7 @@ export function defineTask<S extends z.ZodType, O>(
     backoff: { baseMs: options.backoff?.baseMs ?? 1000, maxMs: options.backoff?.maxMs ?? 300_000 },
     classification: options.classification ?? 'internal',
     egress: options.egress ?? 'any',
+    evidence: options.evidence ?? 'buffered',
     memoryLimitMb: options.memoryLimitMb ?? 512,
     killGraceMs: options.killGraceMs ?? 5000,
     ...(options.module !== undefined && { module: options.module }),

@@ -110,6 +110,7 @@ const RAW_DOC = {
 const EXPECTED: ConfigDocument = {
   configTtlMs: 600_000,
   freshnessMs: 30_000,
+  evidenceMaxLag: 10_000,
   tenants: [{ name: 'acme' }, { name: 'globex' }],
   taskTypes: [
     {

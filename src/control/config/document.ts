@@ -58,6 +58,11 @@ export const configSchema = z
     configTtlMs: ms(30 * 86_400_000).default(300_000),
     /** A freshControl task starts only within this long of the worker's last control contact. */
     freshnessMs: ms(86_400_000).default(30_000),
+    /**
+     * `evidence: required` work starts only while the evidence shipper is at most this many outbox
+     * events behind (and the evidence store answers).
+     */
+    evidenceMaxLag: z.number().int().min(0).max(100_000_000).default(10_000),
     tenants: z.array(z.object({ name }).strict()).default([]),
     taskTypes: z.array(taskTypeSchema).default([]),
     policies: z
