@@ -4,7 +4,6 @@
  * changed in a form that parses to the same value (`1e3` for `1000`, an escaped letter) is caught.
  */
 import { bodyHash, canonical, type Entry, type FieldValue, textsOf } from './format.js';
-import type { Hold } from './store.js';
 import type { VerifyRecord } from './verify.js';
 
 /** One `entries` row, the same columns in both dialects. */
@@ -281,28 +280,4 @@ export function recordFromLine(line: string, lineNo: number): VerifyRecord {
       reason: err instanceof Malformed ? err.message : `line ${lineNo}: ${(err as Error).message}`,
     };
   }
-}
-
-export interface HoldRow {
-  id: string;
-  tenant: string | null;
-  correlation_id: string | null;
-  reason: string;
-  placed_seq: number;
-  placed_at: number;
-  released_seq: number | null;
-  released_at: number | null;
-}
-
-export function holdFromRow(r: HoldRow): Hold {
-  return {
-    id: r.id,
-    tenant: r.tenant,
-    correlationId: r.correlation_id,
-    reason: r.reason,
-    placedSeq: Number(r.placed_seq),
-    placedAt: Number(r.placed_at),
-    releasedSeq: r.released_seq === null ? null : Number(r.released_seq),
-    releasedAt: r.released_at === null ? null : Number(r.released_at),
-  };
 }

@@ -8,9 +8,10 @@ import type pg from 'pg';
 import { StoreUnavailableError } from '../ledger/errors.js';
 import { createPool, redactUrl, run, transaction } from '../ledger/postgres/postgres-db.js';
 import { migrate } from '../ledger/postgres/postgres-migrate.js';
-import { type EntryRow, entryFromRow, type HoldRow, holdFromRow, rowFromEntry } from './codec.js';
+import { type EntryRow, entryFromRow, rowFromEntry } from './codec.js';
 import { EvidenceUnavailableError, HoldNotFoundError } from './errors.js';
 import { type Draft, type Entry, saltBytesFor, seal } from './format.js';
+import { type HoldRow, holdFromRow } from './hold-rows.js';
 import { checkpointDraft, eraseFields } from './sealing.js';
 import type {
   AppendOptions,

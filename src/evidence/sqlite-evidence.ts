@@ -6,9 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { migrateSqlite } from '../ledger/sqlite/sqlite-migrate.js';
-import { type EntryRow, entryFromRow, type HoldRow, holdFromRow, rowFromEntry } from './codec.js';
+import { type EntryRow, entryFromRow, rowFromEntry } from './codec.js';
 import { EvidenceUnavailableError, HoldNotFoundError } from './errors.js';
 import { type Draft, type Entry, GENESIS_HASH, saltBytesFor, seal } from './format.js';
+import { type HoldRow, holdFromRow } from './hold-rows.js';
 import { checkpointDraft, eraseFields } from './sealing.js';
 import type {
   AppendOptions,

@@ -156,7 +156,14 @@ describe('config document: parsing', () => {
 
   it('an empty document (text or object) is all defaults', () => {
     const none = { tenants: [], taskTypes: [], policies: [], routes: [], triggers: [] };
-    const defaults = { configTtlMs: 300_000, freshnessMs: 30_000, quotas: {}, retention: {}, ...none };
+    const defaults = {
+      configTtlMs: 300_000,
+      freshnessMs: 30_000,
+      evidenceMaxLag: 10_000,
+      quotas: {},
+      retention: {},
+      ...none,
+    };
     assert.deepEqual(okDoc(parseConfig('')), defaults);
     assert.deepEqual(okDoc(parseConfig('# only a comment\n')), defaults);
     assert.deepEqual(okDoc(parseConfig('{}')), defaults);
