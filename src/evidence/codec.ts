@@ -71,6 +71,45 @@ function commitmentsOf(o: Record<string, unknown>, what: string): Record<string,
   return o as Record<string, string>;
 }
 
+/**
+ * The `fields` column, parsed and checked to be canonical in one pass that also keeps each value's
+ * canonical text (the verifier hashes it for the commitment instead of writing it again).
+ */
+function canonicalFields(text: unknown): {
+  fields: Record<string, FieldValue>;
+  valueTexts: Map<string, string>;
+} {
+  if (typeof text !== 'string') throw new Malformed('fields column is not text');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Malformed('fields column is not valid JSON');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new Malformed('fields column is not a JSON object');
+  const fields = parsed as Record<string, unknown>;
+  const valueTexts = new Map<string, string>();
+  let out = '{';
+  let first = true;
+  for (const name of Object.keys(fields).sort()) {
+    const f = fields[name];
+    if (!f || typeof f !== 'object' || Array.isArray(f))
+      throw new Malformed(`fields.${name} is not an object`);
+    const keys = Object.keys(f);
+    let piece: string;
+    if (keys.length === 2 && 'salt' in f && 'value' in f) {
+      const valueText = canonical((f as { value: unknown }).value);
+      valueTexts.set(name, valueText);
+      piece = `{"salt":${canonical((f as { salt: unknown }).salt)},"value":${valueText}}`;
+    } else piece = canonical(f);
+    out += `${first ? '' : ','}${canonical(name)}:${piece}`;
+    first = false;
+  }
+  if (`${out}}` !== text) throw new Malformed('fields column is not in canonical JSON form');
+  return { fields: fields as Record<string, FieldValue>, valueTexts };
+}
+
 function fieldsOf(o: Record<string, unknown>, what: string): Record<string, FieldValue> {
   for (const [k, v] of Object.entries(o))
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Malformed(`${what}.${k} is not an object`);
@@ -110,10 +149,11 @@ function seqHint(v: unknown): number | null {
 export function recordFromRow(row: EntryRow): VerifyRecord {
   try {
     const commitments = commitmentsOf(canonicalJson(row.commitments, 'commitments column'), 'commitments');
-    const fields = fieldsOf(canonicalJson(row.fields, 'fields column'), 'fields');
+    const { fields, valueTexts } = canonicalFields(row.fields);
     return {
       type: 'entry',
       commitmentsText: row.commitments,
+      valueTexts,
       entry: entryFrom(
         {
           seq: row.seq,

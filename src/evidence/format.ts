@@ -67,7 +67,12 @@ export function sha256Hex(text: string | Buffer): string {
  * lowercase hex digits (16 random bytes).
  */
 export function commitment(saltHex: string, value: unknown): string {
-  return hash('sha256', saltHex + canonical(value), 'hex');
+  return commitmentOfText(saltHex, canonical(value));
+}
+
+/** `commitment` of a value given as its canonical text. */
+export function commitmentOfText(saltHex: string, valueText: string): string {
+  return hash('sha256', saltHex + valueText, 'hex');
 }
 
 /** What an entry says, before the store gives it a place in the chain. */
@@ -164,7 +169,7 @@ export function seal(draft: Draft, seq: number, prevHash: string, recordedAt: nu
   let commitmentsText = '{';
   let fieldsText = '{';
   for (const [n, [name, salt, text]] of named.entries()) {
-    const c = hash('sha256', salt + text, 'hex');
+    const c = commitmentOfText(salt, text);
     commitments[name] = c;
     fields[name] = { salt, value: draft.fields[name] };
     const key = canonical(name);

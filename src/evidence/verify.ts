@@ -10,6 +10,7 @@ import {
   chainHash,
   checkpointMessage,
   commitment,
+  commitmentOfText,
   type Entry,
   GENESIS_HASH,
   STRUCTURAL_KINDS,
@@ -19,7 +20,8 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 export type VerifyRecord =
   /** `commitmentsText`: the commitments as stored, already checked to be canonical. */
-  | { type: 'entry'; entry: Entry; commitmentsText?: string }
+  /** `valueTexts`: each value's canonical text, when the reader already wrote it. */
+  | { type: 'entry'; entry: Entry; commitmentsText?: string; valueTexts?: Map<string, string> }
   /** An entry left out of a bundle (another tenant's or correlation's): only what links the chain. */
   | { type: 'stub'; seq: number; prevHash: string; bodyHash: string; hash: string }
   /** A record that could not be read as an entry; `seq` when it could be told. */
@@ -186,7 +188,7 @@ export class Verifier {
       this.report.stubs++;
       this.lastWasCheckpoint = false;
     } else {
-      this.checkEntry(record.entry, record.commitmentsText);
+      this.checkEntry(record.entry, record.commitmentsText, record.valueTexts);
     }
     this.lastHash = record.type === 'entry' ? record.entry.hash : record.hash;
     this.report.head = { seq, hash: this.lastHash };
@@ -200,7 +202,7 @@ export class Verifier {
     this.expected = seq + 1;
   }
 
-  private checkEntry(e: Entry, commitmentsText?: string): void {
+  private checkEntry(e: Entry, commitmentsText?: string, valueTexts?: Map<string, string>): void {
     const seq = e.seq;
     if (!HEX64.test(e.prevHash) || !HEX64.test(e.hash))
       throw new Bad(seq, 'prevHash and hash must be 64 lowercase hex digits');
@@ -231,7 +233,10 @@ export class Verifier {
           !('value' in f)
         )
           throw new Bad(seq, `field '${name}' must hold a 16-byte hex salt and a value`);
-        if (commitment(f.salt, f.value) !== c)
+        const valueText = valueTexts?.get(name);
+        if (
+          (valueText === undefined ? commitment(f.salt, f.value) : commitmentOfText(f.salt, valueText)) !== c
+        )
           throw new Bad(seq, `field '${name}' does not match its commitment (the value or salt was changed)`);
       }
     }
