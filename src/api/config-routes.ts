@@ -327,7 +327,7 @@ export function registerConfigRoutes(
       },
     },
     async (request, reply) => {
-      await store.configs.report({
+      await config.report({
         workerId: request.params.id,
         version: request.body.version,
         status: request.body.status,

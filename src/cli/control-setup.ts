@@ -62,7 +62,7 @@ export function inProcessSource(
       }
       return service.snapshotFor(labels);
     },
-    report: (r) => store.configs.report({ workerId: workerId(), ...r }),
+    report: (r) => service.report({ workerId: workerId(), ...r }),
   };
 }
 

@@ -8,7 +8,7 @@
  * Every change is recorded as an outbox event (`config.*`, `control.mode_changed`) with who, what
  * and the versions; the evidence plane ships those.
  */
-import type { ConfigVersion, Rollout } from '../../ledger/config-store.js';
+import type { ConfigReport, ConfigVersion, Rollout } from '../../ledger/config-store.js';
 import { ConfigConflictError } from '../../ledger/errors.js';
 import type { Store } from '../../ledger/store.js';
 import { ConfigInvalidError, NoConfigError, ReadOnlyError } from '../errors.js';
@@ -210,6 +210,20 @@ export class ConfigService {
         source: 'config',
       });
     }
+  }
+
+  /** A worker applied (ack) or refused (nack) a version: recorded, and kept for the fleet view. */
+  async report(report: ConfigReport): Promise<void> {
+    await this.store.configs.report(report);
+    await this.store.appendEvent({
+      type: report.status === 'ack' ? 'config.applied' : 'config.nacked',
+      tenant: SYSTEM_TENANT,
+      data: {
+        workerId: report.workerId,
+        version: report.version,
+        ...(report.reason !== undefined && { reason: report.reason }),
+      },
+    });
   }
 
   private async audit(type: string, by: string, data: Record<string, unknown>): Promise<void> {
