@@ -3,6 +3,10 @@
  * test (`test/architecture/public-api.test.ts`) fails when it changes by accident.
  */
 
+export { type AuthorityRecord, verifyAuthority } from './control/authority.js';
+export { type BundleReport, bundleLines, bundleTextLines, verifyBundle } from './evidence/bundle.js';
+export type { Entry as EvidenceEntry } from './evidence/format.js';
+export type { VerifyReport as EvidenceVerifyReport } from './evidence/verify.js';
 export {
   IdempotencyConflictError,
   InvalidArgumentError,
@@ -54,6 +58,7 @@ export {
   TRANSITION_REASONS,
   type TransitionReason,
 } from './lifecycle/lifecycle.js';
+export type { EvidenceEntryView, EvidenceHoldView, EvidenceReportView } from './sdk/client.js';
 export {
   type ApiKeyView,
   BulkheadApiError,

@@ -82,6 +82,10 @@ export function registerClientCommands(program: Command): void {
     .description('submit a job (or --count N of them) and optionally wait for the result')
     .option('--input <json>', 'the input as JSON, or @file.json', undefined)
     .option('--idempotency-key <key>', 'a replay with the same key and body returns the first job')
+    .option(
+      '--correlation-id <id>',
+      'ties the job(s) together, and their evidence (default: the job id, or one per --count)',
+    )
     .option('--priority <n>', 'higher runs first', intOption('--priority', -1000, 1000))
     .option('--count <n>', 'submit this many copies', intOption('--count', 1, 1_000_000), 1)
     .option('--wait', 'wait for the job(s) to end; exit 6 unless all succeeded')
@@ -99,12 +103,13 @@ export function registerClientCommands(program: Command): void {
           await c.submit(task, input, {
             ...base,
             ...(opts.idempotencyKey && { idempotencyKey: opts.idempotencyKey }),
+            ...(opts.correlationId && { correlationId: opts.correlationId }),
           }),
         );
       } else {
         const bar = new Progress(opts.count, 'submitting');
         // One correlation id for the lot, so waiting is one query per round.
-        const correlationId = randomUUID();
+        const correlationId = (opts.correlationId as string | undefined) ?? randomUUID();
         for (let i = 0; i < opts.count; i += 500) {
           const n = Math.min(500, opts.count - i);
           const batch = Array.from({ length: n }, (_, k) => ({
