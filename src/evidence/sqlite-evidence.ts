@@ -21,9 +21,29 @@ import type {
   OpenEvidenceOptions,
 } from './store.js';
 
-const INSERT = `INSERT INTO entries (seq, prev_hash, hash, recorded_at, occurred_at, tenant, correlation_id,
-  kind, subject, source_seq, commitments, fields) VALUES (@seq, @prev_hash, @hash, @recorded_at, @occurred_at,
-  @tenant, @correlation_id, @kind, @subject, @source_seq, @commitments, @fields)`;
+/** Rows per multi-row INSERT (12 parameters each, well under SQLite's limit). */
+const ROWS_PER_INSERT = 64;
+const insertSql = (rows: number) =>
+  `INSERT INTO entries (seq, prev_hash, hash, recorded_at, occurred_at, tenant, correlation_id, kind, subject,
+    source_seq, commitments, fields) VALUES ${Array.from({ length: rows }, () => '(?,?,?,?,?,?,?,?,?,?,?,?)').join(',')}`;
+
+function rowParams(e: Entry, out: unknown[]): void {
+  const r = rowFromEntry(e);
+  out.push(
+    r.seq,
+    r.prev_hash,
+    r.hash,
+    r.recorded_at,
+    r.occurred_at,
+    r.tenant,
+    r.correlation_id,
+    r.kind,
+    r.subject,
+    r.source_seq,
+    r.commitments,
+    r.fields,
+  );
+}
 
 export class SqliteEvidenceStore implements EvidenceStore {
   readonly dialect = 'sqlite' as const;
@@ -35,7 +55,8 @@ export class SqliteEvidenceStore implements EvidenceStore {
     private readonly options: OpenEvidenceOptions,
   ) {
     this.st = {
-      insert: db.prepare(INSERT),
+      insertOne: db.prepare(insertSql(1)),
+      insertMany: db.prepare(insertSql(ROWS_PER_INSERT)),
       head: db.prepare('SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1'),
       shipped: db.prepare('SELECT shipped_through FROM shipping WHERE id = 1').pluck(),
       ship: db.prepare(
@@ -130,9 +151,20 @@ export class SqliteEvidenceStore implements EvidenceStore {
       const n = saltBytesFor([d]);
       const e = seal(d, ++seq, prev, now, salts.subarray(offset, offset + n));
       offset += n;
-      this.st.insert.run(rowFromEntry(e));
       prev = e.hash;
       out.push(e);
+    }
+    // Many rows per statement: binding dominates the cost of a row otherwise.
+    let i = 0;
+    for (; i + ROWS_PER_INSERT <= out.length; i += ROWS_PER_INSERT) {
+      const params: unknown[] = [];
+      for (let k = i; k < i + ROWS_PER_INSERT; k++) rowParams(out[k] as Entry, params);
+      this.st.insertMany.run(params);
+    }
+    for (; i < out.length; i++) {
+      const params: unknown[] = [];
+      rowParams(out[i] as Entry, params);
+      this.st.insertOne.run(params);
     }
     return out;
   }
