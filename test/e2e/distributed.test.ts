@@ -44,6 +44,8 @@ for (const kind of KINDS) {
     const tmp = tempDir('bulkhead-e2e-distributed-');
     const keyFile = join(tmp.dir, 'admin-key');
     let store = '';
+    // The evidence store: a database of its own (another SQLite file, or another PostgreSQL database).
+    let evidence = '';
     let drop = async () => {};
     let control: Proc | undefined;
     let worker: Proc | undefined;
@@ -53,7 +55,14 @@ for (const kind of KINDS) {
     before(async () => {
       const db = await kind.create(tmp.dir);
       store = db.url;
-      drop = db.drop;
+      const ev = kind.name.includes('PostgreSQL')
+        ? await createPgDatabase()
+        : { url: join(tmp.dir, 'evidence.db'), drop: async () => {} };
+      evidence = ev.url;
+      drop = async () => {
+        await db.drop();
+        await ev.drop();
+      };
     });
 
     after(async () => {
@@ -106,7 +115,7 @@ for (const kind of KINDS) {
     });
 
     it('control starts on its own and serves the API with the init key', async () => {
-      control = server(['control', '--store', store, '--port', '0']);
+      control = server(['control', '--store', store, '--evidence', evidence, '--port', '0']);
       url = (await control.waitFor(/listening at (http:\S+)/))[1] ?? '';
       assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
       const r = await bh(['health', '--json']);
@@ -114,7 +123,8 @@ for (const kind of KINDS) {
       const h = json<{ status: string; sections: Record<string, Record<string, unknown>> }>(r);
       // A control process runs no worker: its execution section is the fleet, empty so far.
       assert.equal(h.status, 'degraded');
-      assert.deepEqual(Object.keys(h.sections).sort(), ['control', 'execution', 'ledger']);
+      assert.deepEqual(Object.keys(h.sections).sort(), ['control', 'evidence', 'execution', 'ledger']);
+      assert.equal(h.sections.evidence?.store, kind.name.includes('PostgreSQL') ? 'postgres' : 'sqlite');
       assert.equal(h.sections.control?.version, 1, 'init published the first (empty) config');
       assert.equal(h.sections.ledger?.status, 'ok');
       assert.equal(h.sections.ledger?.dialect, kind.name.includes('PostgreSQL') ? 'postgres' : 'sqlite');
@@ -143,6 +153,17 @@ for (const kind of KINDS) {
       );
       assert.equal(h.status, 'ok');
       assert.deepEqual(h.sections.execution?.workers, { active: 1, draining: 0, lost: 0, stopped: 0 });
+      // The control process ships the worker's events into the evidence store, in order.
+      const jobs = json<{ jobs: Array<{ id: string }> }>(await bh(['jobs', 'ls', '--json'])).jobs;
+      const id = jobs[0]?.id ?? '';
+      let kinds: string[] = [];
+      for (let i = 0; i < 100 && !kinds.includes('outcome'); i++) {
+        const t = await bh(['evidence', 'trail', id, '--json']);
+        if (t.code === 0) kinds = json<Array<{ kind: string }>>(t).map((e) => e.kind);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual(kinds, ['admission', 'lease', 'start', 'outcome']);
+      expectExit(await bh(['evidence', 'verify']), 0);
     });
 
     it('retries across attempts keep the durable step (demo.flaky) and a batch all succeeds', async () => {
@@ -169,7 +190,7 @@ for (const kind of KINDS) {
     it('control and worker sent SIGTERM as soon as they print their ready line also exit 0', async () => {
       const options = { cwd: tmp.dir, env: serverEnv() };
       const c = await sigtermAtReady(
-        ['control', '--store', store, '--port', '0'],
+        ['control', '--store', store, '--evidence', evidence, '--port', '0'],
         /listening at/,
         options,
         10,

@@ -259,12 +259,15 @@ describe('bulkhead dev (embedded)', () => {
     assert.match(after.stderr, /\[unauthorized\]/);
   });
 
-  it('health --json shows the ledger and execution sections ok', async () => {
+  it('health --json shows the ledger, execution and evidence sections ok', async () => {
     const r = await bh(['health', '--json']);
     expectExit(r, 0);
     const h = json<{ status: string; sections: Record<string, Record<string, unknown>> }>(r);
     assert.equal(h.status, 'ok');
-    assert.deepEqual(Object.keys(h.sections).sort(), ['control', 'execution', 'ledger']);
+    assert.deepEqual(Object.keys(h.sections).sort(), ['control', 'evidence', 'execution', 'ledger']);
+    assert.equal(h.sections.evidence?.status, 'ok');
+    assert.equal(h.sections.evidence?.store, 'sqlite');
+    assert.ok((h.sections.evidence?.headSeq as number) > 0, 'the jobs so far are in the evidence log');
     assert.equal(h.sections.control?.status, 'ok');
     assert.equal(h.sections.control?.version, 1);
     assert.equal(h.sections.ledger?.status, 'ok');
