@@ -48,7 +48,6 @@ export async function ensureInitialConfig(service: ConfigService, store: Store):
 /** Embedded mode: the worker's agent reads the control plane in-process. */
 export function inProcessSource(
   service: ConfigService,
-  store: Store,
   workerId: () => string,
   labels: string[],
 ): ConfigSource {

@@ -216,7 +216,7 @@ export function registerEvidenceCommands(program: Command): void {
         if (opts.out) {
           out.end();
           await once(out, 'finish');
-          process.stderr.write(`wrote ${n - 1} entries to ${opts.out}\n`);
+          process.stderr.write(`wrote ${n - 2} entries to ${opts.out}\n`);
         }
       },
     );

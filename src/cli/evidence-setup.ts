@@ -44,6 +44,7 @@ export async function startEvidence(options: {
   checkpointMs?: number;
 }): Promise<EvidenceProcess> {
   const log = options.logger.child({ plane: 'evidence' });
+  const signer = checkpointSigner(options.key);
   const where = isPostgresUrl(options.target) ? redactUrl(options.target) : options.target;
   let warned = false;
   const store = lazyEvidenceStore(
@@ -51,7 +52,7 @@ export async function startEvidence(options: {
     where,
     () =>
       openEvidenceStore(options.target, {
-        signer: checkpointSigner(options.key),
+        signer,
         ...(options.checkpointEvery !== undefined && { checkpointEvery: options.checkpointEvery }),
       }),
     {
@@ -66,6 +67,7 @@ export async function startEvidence(options: {
     store,
     ledger: options.ledger,
     trustedKeys: [options.key.publicKey],
+    signer,
   });
   const shipper = new EvidenceShipper({
     ledger: options.ledger,

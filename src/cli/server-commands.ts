@@ -87,7 +87,7 @@ export function registerServerCommands(program: Command): void {
           concurrency: opts.concurrency,
           logger: log,
           config: {
-            source: (id) => inProcessSource(config, store, id, []),
+            source: (id) => inProcessSource(config, id, []),
             publicKeyPem: readPinnedKey(identity.publicKeyFile),
             deploymentId: identity.deploymentId,
             cacheFile: resolve(dataDir, 'config-cache.json'),

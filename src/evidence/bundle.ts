@@ -4,9 +4,17 @@
  * null when it is not an entry that is wrong: the header, the key) and why.
  */
 
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { type BundleHeader, parseHeader, recordFromLine } from './codec.js';
+import {
+  type BundleHeader,
+  type BundleManifest,
+  MANIFEST_END,
+  parseHeader,
+  parseManifest,
+  recordFromLine,
+  verifyManifest,
+} from './codec.js';
 import { keyMap, Verifier, type VerifierOptions, type VerifyReport } from './verify.js';
 
 export interface BundleReport extends VerifyReport {
@@ -40,16 +48,27 @@ export async function verifyBundle(
     let verifier: Verifier | null = null;
     let lineNo = 0;
     let lastSeq = 0;
+    let manifest: BundleManifest | null = null;
+    let trusted = new Map<string, KeyObject>();
+    const digest = createHash('sha256');
     for await (const line of lines) {
       lineNo++;
       if (line === '') return rejected(`line ${lineNo} is blank: a bundle has no blank lines`, header);
+      if (manifest)
+        return rejected(`line ${lineNo} follows the manifest, which must be the last line`, header);
+      if (header && line.endsWith(MANIFEST_END)) {
+        manifest = parseManifest(line);
+        if (!manifest) return rejected(`line ${lineNo} is not a well-formed manifest`, header);
+        continue;
+      }
+      digest.update(`${line}\n`);
       if (!header) {
         try {
           header = parseHeader(line);
         } catch (err) {
           return rejected((err as Error).message);
         }
-        const trusted = keyMap(keys);
+        trusted = keyMap(keys);
         if (!header.keyIds.some((k) => trusted.has(k)))
           return rejected(
             `the bundle is signed with ${header.keyIds.join(', ') || 'no key'}, not with the key given (${[...trusted.keys()].join(', ')})`,
@@ -72,12 +91,24 @@ export async function verifyBundle(
     if (!header || !verifier)
       return rejected(lineNo === 0 ? 'the bundle is empty' : 'the bundle has no header line');
     const report = verifier.finish();
-    if (report.ok && lastSeq !== header.toSeq) {
+    const fail = (seq: number | null, reason: string) => {
       report.ok = false;
-      report.firstBad = {
-        seq: lastSeq + 1,
-        reason: `the header says the bundle ends at seq ${header.toSeq} but it ends at ${lastSeq}`,
-      };
+      report.firstBad = { seq, reason };
+    };
+    if (report.ok && lastSeq !== header.toSeq)
+      fail(lastSeq + 1, `the header says the bundle ends at seq ${header.toSeq} but it ends at ${lastSeq}`);
+    if (report.ok && !manifest)
+      fail(lastSeq + 1, 'the bundle has no manifest line: it was cut short (or is not a Bulkhead export)');
+    if (report.ok && manifest) {
+      const key = trusted.get(manifest.keyId);
+      const sha256 = digest.digest('hex');
+      if (!key) fail(null, `the manifest is signed by ${manifest.keyId}, which is not the key given`);
+      else if (!verifyManifest(manifest, key)) fail(null, 'the manifest signature does not verify');
+      else if (manifest.sha256 !== sha256)
+        fail(
+          null,
+          "the bundle's lines are not the lines its manifest signed (the header, or which entries are disclosed, was changed)",
+        );
     }
     return { ...report, header };
   } catch (err) {

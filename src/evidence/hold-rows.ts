@@ -3,8 +3,10 @@ import type { Hold } from './store.js';
 
 export interface HoldRow {
   id: string;
-  tenant: string | null;
+  tenant: string;
   correlation_id: string | null;
+  placed_by: string;
+  by_system: number | boolean;
   reason: string;
   placed_seq: number;
   placed_at: number;
@@ -17,6 +19,8 @@ export function holdFromRow(r: HoldRow): Hold {
     id: r.id,
     tenant: r.tenant,
     correlationId: r.correlation_id,
+    placedBy: r.placed_by,
+    bySystem: r.by_system === true || r.by_system === 1,
     reason: r.reason,
     placedSeq: Number(r.placed_seq),
     placedAt: Number(r.placed_at),

@@ -45,6 +45,7 @@ export function lazyEvidenceStore(
     ready,
     append: (drafts, o) => use().append(drafts, o),
     checkpoint: () => use().checkpoint(),
+    probe: async () => use().probe(),
     head: async () => use().head(),
     lastCheckpoint: async () => use().lastCheckpoint(),
     readRows: async (from, limit, to) => use().readRows(from, limit, to),

@@ -188,6 +188,10 @@ export class PostgresEvidenceStore implements EvidenceStore {
     return this.insert(c, head, [checkpointDraft(signer, Number(head.seq), head.hash, Date.now())]);
   }
 
+  async probe(): Promise<void> {
+    await this.guard(() => run(this.pool, `UPDATE ${S}.head SET updated_at = $1 WHERE id = 1`, [Date.now()]));
+  }
+
   async checkpoint(): Promise<Entry | null> {
     return this.tx(async (c, head) => {
       const [e] = await this.checkpointIfDue(c, head, true);
@@ -290,8 +294,18 @@ export class PostgresEvidenceStore implements EvidenceStore {
       const [placed] = (await this.insert(c, head, [entry])) as [Entry];
       await run(
         c,
-        `INSERT INTO ${S}.holds (id, tenant, correlation_id, reason, placed_seq, placed_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [hold.id, hold.tenant, hold.correlationId, hold.reason, placed.seq, placed.recordedAt],
+        `INSERT INTO ${S}.holds (id, tenant, correlation_id, placed_by, by_system, reason, placed_seq, placed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [
+          hold.id,
+          hold.tenant,
+          hold.correlationId,
+          hold.placedBy,
+          hold.bySystem,
+          hold.reason,
+          placed.seq,
+          placed.recordedAt,
+        ],
       );
       await this.checkpointIfDue(c, head, false);
       await this.saveHead(c, head);

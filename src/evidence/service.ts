@@ -3,17 +3,17 @@
  * holds, corrections and health. Tenant scoping happens here: a caller of tenant T sees and changes
  * only T's entries; the system tenant sees all.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { newJobId } from '../ledger/ids.js';
 import type { Store } from '../ledger/store.js';
-import { entryLine, headerLine, recordFromRow, stubLine } from './codec.js';
+import { entryLine, headerLine, manifestLine, recordFromRow, stubLine } from './codec.js';
 import {
   EvidenceNotFoundError,
   EvidenceUnavailableError,
   HoldNotFoundError,
   LegalHoldError,
 } from './errors.js';
-import { type Draft, type Entry, STRUCTURAL_KINDS } from './format.js';
+import { type CheckpointSigner, type Draft, type Entry, STRUCTURAL_KINDS } from './format.js';
 import { EVIDENCE_CONSUMER } from './shipper.js';
 import type { EvidenceStore, Hold, LastVerification } from './store.js';
 import { keyMap, Verifier, type VerifierOptions, type VerifyReport } from './verify.js';
@@ -36,6 +36,8 @@ export interface EvidenceServiceOptions {
   ledger?: Store;
   /** Keys trusted for checkpoints; without them, the keys recorded in the store. */
   trustedKeys?: KeyObject[];
+  /** Signs the manifest line of exported bundles (the deployment's key). */
+  signer?: CheckpointSigner;
 }
 
 export interface ExportOptions {
@@ -114,7 +116,15 @@ export class EvidenceService {
     const filter: { tenant?: string; correlationId?: string } = {};
     if (!caller.system) filter.tenant = caller.tenant;
     if (options.correlationId !== undefined) filter.correlationId = options.correlationId;
-    yield headerLine({ fromSeq, toSeq: cp.seq, keyIds, filter, exportedAt: Date.now() });
+    const signer = this.options.signer;
+    if (!signer)
+      throw new EvidenceUnavailableError('this process has no signing key: it cannot sign an export');
+    const digest = createHash('sha256');
+    const emit = (line: string) => {
+      digest.update(`${line}\n`);
+      return line;
+    };
+    yield emit(headerLine({ fromSeq, toSeq: cp.seq, keyIds, filter, exportedAt: Date.now() }));
     for (let next = fromSeq; next <= cp.seq; ) {
       const rows = await this.store.readRows(next, PAGE, cp.seq);
       if (rows.length === 0) break;
@@ -124,10 +134,11 @@ export class EvidenceService {
           throw new Error(
             `entry ${row.seq} is malformed (${r.type === 'malformed' ? r.reason : ''}); run verify`,
           );
-        yield disclosed(r.entry, filter) ? entryLine(r.entry) : stubLine(r.entry);
+        yield emit(disclosed(r.entry, filter) ? entryLine(r.entry) : stubLine(r.entry));
       }
       next = (rows[rows.length - 1]?.seq ?? next) + 1;
     }
+    yield manifestLine(digest.digest('hex'), signer);
   }
 
   /** The entries of a job (by id) or a correlation id, in order. */
@@ -143,7 +154,11 @@ export class EvidenceService {
     return entries;
   }
 
-  /** Erase one field's value in every entry of a correlation id, and record it. */
+  /**
+   * Erase one field's value in every entry of a correlation id, and record it: one `redaction`
+   * entry per tenant whose entries carry the id (a system caller may reach several). Refused, and
+   * nothing changed, when a legal hold covers any of them.
+   */
   async redact(caller: Caller, r: { correlationId: string; field: string; reason: string }): Promise<Entry> {
     const entries = await this.store.byCorrelation(
       r.correlationId,
@@ -154,7 +169,6 @@ export class EvidenceService {
         !STRUCTURAL_KINDS.has(e.kind) &&
         (e.fields[r.field] as { value?: unknown } | undefined)?.value !== undefined,
     );
-    const held = entries.find((e) => e.kind !== 'redaction');
     if (targets.length === 0) {
       throw new EvidenceNotFoundError(
         entries.length === 0
@@ -162,37 +176,40 @@ export class EvidenceService {
           : `no entry of correlation id '${r.correlationId}' holds a value for field '${r.field}' (already redacted, or no such field)`,
       );
     }
-    const hold = await this.holdCovering(held?.tenant ?? caller.tenant, r.correlationId);
-    if (hold) throw new LegalHoldError(hold.id, `correlation id '${r.correlationId}'`);
-    const tenant = targets[0]?.tenant ?? caller.tenant;
-    const draft: Draft = {
-      occurredAt: Date.now(),
-      tenant,
-      correlationId: r.correlationId,
-      kind: 'redaction',
-      subject: `correlation:${r.correlationId}`,
-      sourceSeq: null,
-      fields: {
+    const byTenant = new Map<string, Entry[]>();
+    for (const e of targets) byTenant.set(e.tenant, [...(byTenant.get(e.tenant) ?? []), e]);
+    for (const tenant of byTenant.keys()) {
+      const hold = await this.holdCovering(tenant, r.correlationId);
+      if (hold) throw new LegalHoldError(hold.id, `correlation id '${r.correlationId}'`);
+    }
+    let first: Entry | undefined;
+    for (const [tenant, list] of byTenant) {
+      const draft: Draft = {
+        occurredAt: Date.now(),
+        tenant,
         correlationId: r.correlationId,
-        field: r.field,
-        seqs: targets.map((e) => e.seq),
-        reason: r.reason,
-        by: caller.by,
-      },
-    };
-    const { entries: written } = await this.store.append([draft], {
-      erase: targets.map((e) => ({ seq: e.seq, fields: [r.field] })),
-    });
-    return written[0] as Entry;
+        kind: 'redaction',
+        subject: `correlation:${r.correlationId}`,
+        sourceSeq: null,
+        fields: {
+          correlationId: r.correlationId,
+          field: r.field,
+          seqs: list.map((e) => e.seq),
+          reason: r.reason,
+          by: caller.by,
+        },
+      };
+      const { entries: written } = await this.store.append([draft], {
+        erase: list.map((e) => ({ seq: e.seq, fields: [r.field] })),
+      });
+      first ??= written[0];
+    }
+    return first as Entry;
   }
 
+  /** The active hold covering a tenant's correlation id (or the whole tenant), if any. */
   private async holdCovering(tenant: string, correlationId: string | null): Promise<Hold | undefined> {
-    const holds = await this.store.holds({ active: true });
-    return holds.find(
-      (h) =>
-        (h.tenant !== null && h.tenant === tenant) ||
-        (h.correlationId !== null && h.correlationId === correlationId),
-    );
+    return (await this.store.holds({ active: true })).find((h) => covers(h, tenant, correlationId));
   }
 
   /**
@@ -203,10 +220,6 @@ export class EvidenceService {
     const cutoff = now - days * 86_400_000;
     const end = (await this.store.firstSeqAtOrAfter(cutoff)) - 1;
     const holds = await this.store.holds({ active: true });
-    const heldTenants = new Set(holds.flatMap((h) => (h.tenant === null ? [] : [h.tenant])));
-    const heldCorrelations = new Set(
-      holds.flatMap((h) => (h.correlationId === null ? [] : [h.correlationId])),
-    );
     let erased = 0;
     const written: Entry[] = [];
     for (let next = 1; next <= end; ) {
@@ -218,8 +231,7 @@ export class EvidenceService {
         if (r.type !== 'entry') continue;
         const e = r.entry;
         if (STRUCTURAL_KINDS.has(e.kind) || e.occurredAt >= cutoff) continue;
-        if (heldTenants.has(e.tenant) || (e.correlationId !== null && heldCorrelations.has(e.correlationId)))
-          continue;
+        if (holds.some((h) => covers(h, e.tenant, e.correlationId))) continue;
         const fields = Object.entries(e.fields)
           .filter(([, f]) => 'value' in f)
           .map(([name]) => name);
@@ -250,27 +262,41 @@ export class EvidenceService {
     return { erased, entries: written };
   }
 
+  /**
+   * Place a legal hold on a correlation id (of the caller's tenant; for a system caller, of the
+   * tenant whose entries carry it) or on a whole tenant (the caller's own, or any for a system
+   * caller).
+   */
   async placeHold(
     caller: Caller,
     h: { correlationId?: string; tenant?: string; reason: string },
   ): Promise<Hold> {
-    const tenant = h.tenant ?? (h.correlationId === undefined ? caller.tenant : null);
-    if (!caller.system && tenant !== null && tenant !== caller.tenant)
-      throw new EvidenceNotFoundError(`tenant '${tenant}' is not yours to hold`);
+    let tenant: string;
+    if (h.correlationId !== undefined) {
+      const scope = caller.system ? {} : { tenant: caller.tenant };
+      const [first] = await this.store.byCorrelation(h.correlationId, scope);
+      tenant = first?.tenant ?? caller.tenant;
+    } else {
+      tenant = h.tenant ?? caller.tenant;
+      if (!caller.system && tenant !== caller.tenant)
+        throw new EvidenceNotFoundError(`tenant '${tenant}' does not exist (or is not yours to hold)`);
+      if (this.options.ledger && !(await this.options.ledger.registry.getTenant(tenant)))
+        throw new EvidenceNotFoundError(`tenant '${tenant}' does not exist`);
+    }
     const id = `hold_${newJobId()}`;
-    const entryTenant = tenant ?? caller.tenant;
+    const correlationId = h.correlationId ?? null;
     return this.store.placeHold(
-      { id, tenant, correlationId: h.correlationId ?? null, reason: h.reason },
+      { id, tenant, correlationId, placedBy: caller.by, bySystem: caller.system, reason: h.reason },
       {
         occurredAt: Date.now(),
-        tenant: entryTenant,
-        correlationId: h.correlationId ?? null,
+        tenant,
+        correlationId,
         kind: 'hold',
         subject: `hold:${id}`,
         sourceSeq: null,
         fields: {
           holdId: id,
-          scope: h.correlationId !== undefined ? { correlationId: h.correlationId } : { tenant },
+          scope: correlationId !== null ? { tenant, correlationId } : { tenant },
           reason: h.reason,
           by: caller.by,
         },
@@ -278,13 +304,14 @@ export class EvidenceService {
     );
   }
 
+  /** Release a hold: the caller's tenant's own holds; a hold placed by a system key needs a system key. */
   async releaseHold(caller: Caller, id: string, reason: string): Promise<Hold> {
     const hold = (await this.store.holds({ active: true })).find((h) => h.id === id);
-    const mine = hold && (caller.system || hold.tenant === caller.tenant || hold.tenant === null);
-    if (!hold || !mine) throw new HoldNotFoundError(id);
+    if (!hold || (!caller.system && (hold.tenant !== caller.tenant || hold.bySystem)))
+      throw new HoldNotFoundError(id);
     return this.store.releaseHold(id, {
       occurredAt: Date.now(),
-      tenant: hold.tenant ?? caller.tenant,
+      tenant: hold.tenant,
       correlationId: hold.correlationId,
       kind: 'hold_released',
       subject: `hold:${id}`,
@@ -295,7 +322,7 @@ export class EvidenceService {
 
   async holds(caller: Caller): Promise<Hold[]> {
     const all = await this.store.holds();
-    return caller.system ? all : all.filter((h) => h.tenant === caller.tenant || h.tenant === null);
+    return caller.system ? all : all.filter((h) => h.tenant === caller.tenant);
   }
 
   /** Amend an earlier entry: a new entry that points at it by seq (the original is never rewritten). */
@@ -345,6 +372,10 @@ export class EvidenceService {
       gaps: gaps.length,
     };
   }
+}
+
+function covers(h: Hold, tenant: string, correlationId: string | null): boolean {
+  return h.tenant === tenant && (h.correlationId === null || h.correlationId === correlationId);
 }
 
 function checkpointOf(e: Entry): Record<string, unknown> {

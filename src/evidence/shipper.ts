@@ -42,6 +42,7 @@ export class EvidenceShipper {
   private loop: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
+  private release: (() => void) | undefined;
   private unsubscribe: (() => void) | undefined;
   private lastBeat = 0;
   private lastSigned = Date.now();
@@ -105,7 +106,7 @@ export class EvidenceShipper {
     this.stopped = true;
     this.unsubscribe?.();
     clearTimeout(this.timer);
-    this.wake?.();
+    this.release?.();
     await this.loop;
   }
 
@@ -130,7 +131,9 @@ export class EvidenceShipper {
       }
       if (shipped > 0 && backoff === 0) continue;
       await new Promise<void>((resolve) => {
-        this.wake = resolve;
+        // New work wakes a caught-up shipper at once, but never cuts a failure's backoff short.
+        this.release = resolve;
+        this.wake = backoff ? undefined : resolve;
         this.timer = setTimeout(resolve, backoff || (this.options.pollMs ?? 100));
       });
     }
@@ -144,7 +147,8 @@ export class EvidenceShipper {
       this.lastSigned = now;
     }
     if (now - this.lastBeat >= (this.options.heartbeatMs ?? 1000)) {
-      await this.options.evidence.head();
+      // A write, not a read: a store that still answers reads but refuses writes is down.
+      await this.options.evidence.probe();
       await this.mirror(this.state.shippedThrough);
     }
   }

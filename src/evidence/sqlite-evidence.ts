@@ -84,7 +84,9 @@ export class SqliteEvidenceStore implements EvidenceStore {
     try {
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
-      db.pragma('busy_timeout = 5000');
+      // Short: better-sqlite3 waits synchronously, so a long wait on a locked file would stall the
+      // whole process (API, worker). A busy store is an unavailable one; the shipper retries.
+      db.pragma('busy_timeout = 100');
       db.pragma('secure_delete = ON');
       migrateSqlite(db, path, 'evidence-sqlite');
       const store = new SqliteEvidenceStore(db, path, options);
@@ -180,6 +182,10 @@ export class SqliteEvidenceStore implements EvidenceStore {
     return this.appendSealed([checkpointDraft(signer, head.seq, head.hash, Date.now())]);
   }
 
+  async probe(): Promise<void> {
+    this.tx(() => this.db.prepare('UPDATE shipping SET updated_at = ? WHERE id = 1').run(Date.now()));
+  }
+
   async checkpoint(): Promise<Entry | null> {
     return this.tx(() => this.checkpointIfDue(true)[0] ?? null);
   }
@@ -261,9 +267,19 @@ export class SqliteEvidenceStore implements EvidenceStore {
       const placed = e as Entry;
       this.db
         .prepare(
-          'INSERT INTO holds (id, tenant, correlation_id, reason, placed_seq, placed_at) VALUES (?, ?, ?, ?, ?, ?)',
+          `INSERT INTO holds (id, tenant, correlation_id, placed_by, by_system, reason, placed_seq, placed_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(hold.id, hold.tenant, hold.correlationId, hold.reason, placed.seq, placed.recordedAt);
+        .run(
+          hold.id,
+          hold.tenant,
+          hold.correlationId,
+          hold.placedBy,
+          hold.bySystem ? 1 : 0,
+          hold.reason,
+          placed.seq,
+          placed.recordedAt,
+        );
       this.checkpointIfDue();
       return {
         ...hold,

@@ -27,10 +27,16 @@ export interface AppendResult {
   skipped: number;
 }
 
+/** A legal hold on one tenant's evidence, or on one correlation id of one tenant. */
 export interface Hold {
   id: string;
-  tenant: string | null;
+  tenant: string;
+  /** Null: the whole tenant. */
   correlationId: string | null;
+  /** The key id that placed it. */
+  placedBy: string;
+  /** Placed with a system-tenant key: only a system-tenant key may release it. */
+  bySystem: boolean;
   reason: string;
   placedSeq: number;
   placedAt: number;
@@ -68,6 +74,11 @@ export interface EvidenceStore {
   readonly where: string;
 
   append(drafts: Draft[], options?: AppendOptions): Promise<AppendResult>;
+  /**
+   * A write that changes nothing that is verified (the shipping row's time): proves the store takes
+   * writes now, not only reads (a write-locked SQLite file, a full disk, a read-only replica).
+   */
+  probe(): Promise<void>;
   /** Sign the head now, unless it is already signed (or there is no signer). */
   checkpoint(): Promise<Entry | null>;
   head(): Promise<EvidenceHead>;

@@ -136,7 +136,8 @@ export class Verifier {
       if (r.entries + r.stubs === 0) throw new Bad(null, 'the bundle holds no entries');
       if (!this.lastWasCheckpoint)
         throw new Bad(
-          (r.lastCheckpoint?.seq ?? this.options.fromSeq ?? 1) + (r.lastCheckpoint ? 1 : 0),
+          // The first entry after the last checkpoint entry (which sits at its signed seq + 1).
+          r.lastCheckpoint ? r.lastCheckpoint.seq + 2 : (this.options.fromSeq ?? 1),
           'the bundle does not end with a signed checkpoint: its tail could have been altered',
         );
       for (const list of this.pending.values()) r.erasedAfter += list.length;
@@ -164,13 +165,18 @@ export class Verifier {
     const seq = record.type === 'entry' ? record.entry.seq : record.seq;
     if (!Number.isSafeInteger(seq) || seq < 1)
       throw new Bad(this.expected, `seq ${seq} is not a positive integer`);
-    if (seq !== this.expected) {
-      throw new Bad(
-        Math.min(seq, this.expected),
-        seq < this.expected
-          ? `entry ${seq} appears again after entry ${this.expected - 1} (duplicated or reordered)`
-          : `entry ${this.expected} is missing (the next entry is ${seq})`,
-      );
+    if (seq > this.expected)
+      throw new Bad(this.expected, `entry ${this.expected} is missing (the next entry is ${seq})`);
+    if (seq < this.expected) {
+      const hash = record.type === 'entry' ? record.entry.hash : record.hash;
+      // A copy of the entry just checked is a duplicate of it; anything else sits where entry
+      // `expected` should be, carrying a seq that is not its own.
+      throw hash === this.lastHash
+        ? new Bad(seq, `entry ${seq} appears twice`)
+        : new Bad(
+            this.expected,
+            `the entry in the place of ${this.expected} says it is entry ${seq} (reordered or renumbered)`,
+          );
     }
     const prevHash = record.type === 'entry' ? record.entry.prevHash : record.prevHash;
     if (this.lastHash !== null && prevHash !== this.lastHash)

@@ -412,8 +412,10 @@ export interface EvidenceReportView {
 
 export interface EvidenceHoldView {
   id: string;
-  tenant: string | null;
+  tenant: string;
   correlationId: string | null;
+  placedBy: string;
+  bySystem: boolean;
   reason: string;
   placedSeq: number;
   placedAt: number;
