@@ -11,16 +11,24 @@ import type { CheckpointSigner } from '../evidence/format.js';
 import { lazyEvidenceStore } from '../evidence/lazy-store.js';
 import { openEvidenceStore } from '../evidence/open.js';
 import { EvidenceService } from '../evidence/service.js';
-import { EvidenceShipper } from '../evidence/shipper.js';
+import { EvidenceShipper, type ShipperStatus } from '../evidence/shipper.js';
+import { ThreadedShipper } from '../evidence/threaded-shipper.js';
 import { isPostgresUrl } from '../ledger/open.js';
 import { redactUrl } from '../ledger/postgres/postgres-db.js';
 import type { Store } from '../ledger/store.js';
 
 const RETENTION_EVERY_MS = 3_600_000;
 
+/** The shipper in-process or on its own thread. */
+export interface Shipper {
+  start(): void;
+  stop(): Promise<void>;
+  status(): ShipperStatus;
+}
+
 export interface EvidenceProcess {
   service: EvidenceService;
-  shipper: EvidenceShipper;
+  shipper: Shipper;
   health(): Promise<HealthSection>;
   close(): Promise<void>;
 }
@@ -42,6 +50,11 @@ export async function startEvidence(options: {
   logger: Logger;
   checkpointEvery?: number;
   checkpointMs?: number;
+  /**
+   * The ledger's URL: the shipper then runs on a thread of its own with its own connections (what
+   * `dev` and `control` do), so shipping never takes the main event loop. Without it, in-process.
+   */
+  ledgerUrl?: string;
 }): Promise<EvidenceProcess> {
   const log = options.logger.child({ plane: 'evidence' });
   const signer = checkpointSigner(options.key);
@@ -69,12 +82,27 @@ export async function startEvidence(options: {
     trustedKeys: [options.key.publicKey],
     signer,
   });
-  const shipper = new EvidenceShipper({
-    ledger: options.ledger,
-    evidence: store,
-    logger: log,
-    ...(options.checkpointMs !== undefined && { checkpointMs: options.checkpointMs }),
-  });
+  const shipper: Shipper = options.ledgerUrl
+    ? new ThreadedShipper(
+        {
+          ledgerUrl: options.ledgerUrl,
+          evidenceTarget: options.target,
+          evidenceWhere: where,
+          privateKeyPem: options.key.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+          publicKeyPem: options.key.publicPem,
+          keyId: options.key.keyId,
+          logLevel: options.logger.level,
+          ...(options.checkpointEvery !== undefined && { checkpointEvery: options.checkpointEvery }),
+          ...(options.checkpointMs !== undefined && { checkpointMs: options.checkpointMs }),
+        },
+        log,
+      )
+    : new EvidenceShipper({
+        ledger: options.ledger,
+        evidence: store,
+        logger: log,
+        ...(options.checkpointMs !== undefined && { checkpointMs: options.checkpointMs }),
+      });
   // Give the store a moment to open first (a local file opens at once), so the shipper's first
   // round does not report an outage that is only a start-up.
   await Promise.race([store.ready, new Promise((r) => setTimeout(r, 2000).unref())]);

@@ -98,6 +98,7 @@ export function registerServerCommands(program: Command): void {
           target: resolve(dataDir, 'evidence.db'),
           key: config.key,
           logger: log,
+          ledgerUrl: resolve(dataDir, 'ledger.db'),
         });
         const control = await startControl({
           store,
@@ -214,7 +215,13 @@ export function registerServerCommands(program: Command): void {
         if (opts.readOnly) await config.setMode('read_only', 'control --read-only');
         const target = opts.evidence ?? process.env.BULKHEAD_EVIDENCE;
         const evidence = target
-          ? await startEvidence({ ledger: store, target, key: config.key, logger: log })
+          ? await startEvidence({
+              ledger: store,
+              target,
+              key: config.key,
+              logger: log,
+              ledgerUrl: storeOption(opts.store),
+            })
           : undefined;
         if (!evidence)
           log.warn(
