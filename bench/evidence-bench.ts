@@ -23,6 +23,7 @@ import { openEvidenceStore } from '../src/evidence/open.js';
 import { EvidenceService } from '../src/evidence/service.js';
 import { EvidenceShipper } from '../src/evidence/shipper.js';
 import type { EvidenceStore } from '../src/evidence/store.js';
+import { ThreadedShipper } from '../src/evidence/threaded-shipper.js';
 import { openStore } from '../src/ledger/open.js';
 import type { Store } from '../src/ledger/store.js';
 import { keyIdOf } from '../src/util/ed25519.js';
@@ -122,7 +123,11 @@ async function verifyRate(store: EvidenceStore): Promise<{ rate: number; ok: boo
   return { rate: r.entries / ((performance.now() - t0) / 1000), ok: r.ok, n: r.entries };
 }
 
-/** One drain of `jobs` jobs; with `evidence`, a shipper runs beside it. Returns jobs/s and catch-up. */
+/**
+ * One drain of `jobs` jobs; with `evidence`, the shipper runs beside it as `bulkhead dev` and
+ * `bulkhead control` run it: on its own thread, with its own connections. Returns jobs/s and how
+ * long after the drain started the evidence had caught up with the outbox.
+ */
 async function drainRound(
   backend: string,
   withEvidence: boolean,
@@ -130,14 +135,27 @@ async function drainRound(
   const where = await place(backend);
   const ledger: Store = await openStore(where.ledger, backend === 'postgres' ? { poolSize: 10 } : {});
   let evidence: EvidenceStore | undefined;
-  let shipper: EvidenceShipper | undefined;
+  let shipper: ThreadedShipper | undefined;
   try {
     await submitAll(ledger, jobs, 'main');
     if (withEvidence) {
       evidence = await openEvidenceStore(where.evidence, { signer });
-      shipper = new EvidenceShipper({ ledger, evidence, logger: pino({ level: 'silent' }), pollMs: 20 });
       // Ship the admissions first: the round measures the drain's own events.
-      while ((await shipper.shipOnce()) > 0);
+      const first = new EvidenceShipper({ ledger, evidence, logger: pino({ level: 'silent' }) });
+      while ((await first.shipOnce()) > 0);
+      shipper = new ThreadedShipper(
+        {
+          ledgerUrl: where.ledger,
+          evidenceTarget: where.evidence,
+          evidenceWhere: 'bench',
+          privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+          publicKeyPem: signer.publicKeyPem,
+          keyId: signer.keyId,
+          logLevel: 'silent',
+          pollMs: 20,
+        },
+        pino({ level: 'silent' }),
+      );
       shipper.start();
     }
     const t0 = performance.now();
