@@ -15,7 +15,7 @@ import {
   recordFromLine,
   verifyManifest,
 } from './codec.js';
-import { keyMap, Verifier, type VerifierOptions, type VerifyReport } from './verify.js';
+import { keyMap, Verifier, type VerifierOptions, type VerifyRecord, type VerifyReport } from './verify.js';
 
 export interface BundleReport extends VerifyReport {
   header: BundleHeader | null;
@@ -53,7 +53,7 @@ export async function verifyBundle(
     const digest = createHash('sha256');
     for await (const line of lines) {
       lineNo++;
-      if (line === '') return rejected(`line ${lineNo} is blank: a bundle has no blank lines`, header);
+      if (line === '' && !header) return rejected(`line ${lineNo} is blank: a bundle has no blank lines`);
       if (manifest)
         return rejected(`line ${lineNo} follows the manifest, which must be the last line`, header);
       if (header && line.endsWith(MANIFEST_END)) {
@@ -82,7 +82,10 @@ export async function verifyBundle(
         });
         continue;
       }
-      const record = recordFromLine(line, lineNo);
+      const record: VerifyRecord =
+        line === ''
+          ? { type: 'malformed', seq: null, reason: `line ${lineNo} is blank: a bundle has no blank lines` }
+          : recordFromLine(line, lineNo);
       if (record.type === 'entry') lastSeq = record.entry.seq;
       else if (record.type === 'stub') lastSeq = record.seq;
       if (!verifier?.push(record)) break;
@@ -116,24 +119,36 @@ export async function verifyBundle(
   }
 }
 
+/** What a line that is not valid UTF-8 reads as: never valid JSON, so the verifier names its seq. */
+const NOT_UTF8 = '\u0000(this line is not valid UTF-8)';
+
 /**
  * A bundle file's lines, streamed, split on LF only: a CR is part of its line (and so makes it
  * non-canonical), never a separator. A final LF ends the last line; it does not start an empty one.
+ * Each line is decoded on its own, strictly (a byte-order mark is kept, and so refused).
  */
 export async function* bundleLines(path: string): AsyncGenerator<string> {
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  let rest = '';
-  for await (const chunk of createReadStream(path)) {
-    rest += decoder.decode(chunk as Buffer, { stream: true });
-    let nl = rest.indexOf('\n');
-    while (nl !== -1) {
-      yield rest.slice(0, nl);
-      rest = rest.slice(nl + 1);
-      nl = rest.indexOf('\n');
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const decode = (bytes: Buffer) => {
+    try {
+      return decoder.decode(bytes);
+    } catch {
+      return NOT_UTF8;
     }
+  };
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const chunk of createReadStream(path)) {
+    rest = rest.length === 0 ? (chunk as Buffer) : Buffer.concat([rest, chunk as Buffer]);
+    let start = 0;
+    let nl = rest.indexOf(0x0a, start);
+    while (nl !== -1) {
+      yield decode(rest.subarray(start, nl));
+      start = nl + 1;
+      nl = rest.indexOf(0x0a, start);
+    }
+    rest = rest.subarray(start);
   }
-  rest += decoder.decode();
-  if (rest !== '') yield rest;
+  if (rest.length > 0) yield decode(rest);
 }
 
 /** The lines of a bundle held in memory, split as `bundleLines` does. */

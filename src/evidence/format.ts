@@ -164,8 +164,9 @@ export function seal(draft: Draft, seq: number, prevHash: string, recordedAt: nu
     named.push([name, salt, canonical(value)]);
   }
   named.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
-  const commitments: Record<string, string> = {};
-  const fields: Record<string, FieldValue> = {};
+  // No prototype: a field may be called `__proto__` (any JSON key may), and must stay a field.
+  const commitments: Record<string, string> = Object.create(null);
+  const fields: Record<string, FieldValue> = Object.create(null);
   let commitmentsText = '{';
   let fieldsText = '{';
   for (const [n, [name, salt, text]] of named.entries()) {

@@ -30,8 +30,14 @@ export function eraseFields(text: string, names: readonly string[], by: number):
   let changed = false;
   for (const name of names) {
     const f = fields[name];
-    if (f && 'value' in f) {
-      fields[name] = { redactedBy: by };
+    if (f && Object.hasOwn(fields, name) && 'value' in f) {
+      // defineProperty, not assignment: a field called `__proto__` must stay a field.
+      Object.defineProperty(fields, name, {
+        value: { redactedBy: by },
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
       changed = true;
     }
   }
