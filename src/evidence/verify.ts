@@ -75,6 +75,8 @@ export class Verifier {
   private expected: number;
   private lastHash: string | null;
   private readonly pending = new Map<number, Erased[]>();
+  /** Bundle entries seen only as stubs (their fields cannot be checked). */
+  private readonly stubSeqs = new Set<number>();
   private failed: Bad | null = null;
   private pinnedSeen = false;
   private lastWasCheckpoint = false;
@@ -192,6 +194,7 @@ export class Verifier {
           `a field is marked erased by entry ${seq}, which the bundle does not disclose`,
         );
       this.report.stubs++;
+      this.stubSeqs.add(seq);
       this.lastWasCheckpoint = false;
     } else {
       this.checkEntry(record.entry, record.commitmentsText, record.valueTexts);
@@ -261,6 +264,7 @@ export class Verifier {
   /** Entry `e` may be what erased fields of earlier entries: it must say so. */
   private resolveErasures(e: Entry): void {
     const list = this.pending.get(e.seq);
+    if (e.kind === 'redaction') this.checkRedactionApplied(e, list ?? []);
     if (!list) return;
     this.pending.delete(e.seq);
     for (const target of list) {
@@ -286,6 +290,19 @@ export class Verifier {
           `field '${target.field}' is marked erased by entry ${e.seq}, which does not record that erasure`,
         );
       this.report.redactedFields++;
+    }
+  }
+
+  /** Every entry a redaction lists (and this pass saw in full) must carry its erasure mark. */
+  private checkRedactionApplied(e: Entry, marked: Erased[]): void {
+    const seqs = fieldValue(e, 'seqs');
+    const field = fieldValue(e, 'field');
+    if (!Array.isArray(seqs) || typeof field !== 'string') return;
+    const done = new Set(marked.filter((t) => t.field === field).map((t) => t.seq));
+    const first = this.options.fromSeq ?? 1;
+    for (const s of seqs) {
+      if (typeof s !== 'number' || s < first || s >= e.seq || this.stubSeqs.has(s) || done.has(s)) continue;
+      throw new Bad(s, `entry ${s} still holds field '${field}', which redaction entry ${e.seq} erased`);
     }
   }
 
