@@ -40,10 +40,14 @@ CREATE TABLE bulkhead_evidence.signing_keys (
   added_at   bigint NOT NULL
 );
 
+-- A hold covers one tenant's evidence, or one correlation id of one tenant.
 CREATE TABLE bulkhead_evidence.holds (
   id             text PRIMARY KEY,
-  tenant         text,
+  tenant         text    NOT NULL,
   correlation_id text,
+  placed_by      text    NOT NULL,
+  -- Placed with a system-tenant key: only a system-tenant key releases it.
+  by_system      boolean NOT NULL,
   reason         text   NOT NULL,
   placed_seq     bigint NOT NULL,
   placed_at      bigint NOT NULL,

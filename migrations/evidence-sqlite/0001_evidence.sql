@@ -35,10 +35,14 @@ CREATE TABLE signing_keys (
   added_at   INTEGER NOT NULL
 );
 
+-- A hold covers one tenant's evidence, or one correlation id of one tenant.
 CREATE TABLE holds (
   id             TEXT PRIMARY KEY,
-  tenant         TEXT,
+  tenant         TEXT    NOT NULL,
   correlation_id TEXT,
+  placed_by      TEXT    NOT NULL,
+  -- Placed with a system-tenant key: only a system-tenant key releases it.
+  by_system      INTEGER NOT NULL,
   reason         TEXT    NOT NULL,
   placed_seq     INTEGER NOT NULL,
   placed_at      INTEGER NOT NULL,

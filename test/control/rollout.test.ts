@@ -129,7 +129,7 @@ for (const backend of backends()) {
           config: {
             ...trust,
             source: (wid) => {
-              const inner = inProcessSource(config, store, wid, [...labels]);
+              const inner = inProcessSource(config, wid, [...labels]);
               return id === 'w-canary' ? wrap(inner) : inner;
             },
           },
