@@ -100,18 +100,21 @@ export class PostgresEvidenceStore implements EvidenceStore {
     return this.tx(async (c, head) => {
       const fresh = drafts.filter((d) => d.sourceSeq === null || d.sourceSeq > head.shipped_through);
       const entries = await this.insert(c, head, fresh);
-      if (options.erase?.length && entries[0]) {
-        const by = entries[0].seq;
+      const firstEntry = entries[0];
+      if (options.erase?.length && firstEntry) {
         const rows = await run<{ seq: number; fields: string }>(
           c,
           `SELECT seq, fields FROM ${S}.entries WHERE seq = ANY($1::bigint[]) FOR UPDATE`,
           [options.erase.map((t) => t.seq)],
         );
-        const names = new Map(options.erase.map((t) => [t.seq, t.fields]));
+        const targets = new Map(
+          options.erase.map((t) => [t.seq, { fields: t.fields, by: (entries[t.by ?? 0] ?? firstEntry).seq }]),
+        );
         const seqs: number[] = [];
         const texts: string[] = [];
         for (const r of rows) {
-          const next = eraseFields(r.fields, names.get(r.seq) ?? [], by);
+          const t = targets.get(r.seq);
+          const next = t ? eraseFields(r.fields, t.fields, t.by) : r.fields;
           if (next !== r.fields) {
             seqs.push(r.seq);
             texts.push(next);

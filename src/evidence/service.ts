@@ -182,28 +182,27 @@ export class EvidenceService {
       const hold = await this.holdCovering(tenant, r.correlationId);
       if (hold) throw new LegalHoldError(hold.id, `correlation id '${r.correlationId}'`);
     }
-    let first: Entry | undefined;
-    for (const [tenant, list] of byTenant) {
-      const draft: Draft = {
-        occurredAt: Date.now(),
-        tenant,
+    // One transaction for all tenants: each tenant's entries are erased by its own redaction entry.
+    const groups = [...byTenant];
+    const drafts: Draft[] = groups.map(([tenant, list]) => ({
+      occurredAt: Date.now(),
+      tenant,
+      correlationId: r.correlationId,
+      kind: 'redaction',
+      subject: `correlation:${r.correlationId}`,
+      sourceSeq: null,
+      fields: {
         correlationId: r.correlationId,
-        kind: 'redaction',
-        subject: `correlation:${r.correlationId}`,
-        sourceSeq: null,
-        fields: {
-          correlationId: r.correlationId,
-          field: r.field,
-          seqs: list.map((e) => e.seq),
-          reason: r.reason,
-          by: caller.by,
-        },
-      };
-      const { entries: written } = await this.store.append([draft], {
-        erase: list.map((e) => ({ seq: e.seq, fields: [r.field] })),
-      });
-      first ??= written[0];
-    }
+        field: r.field,
+        seqs: list.map((e) => e.seq),
+        reason: r.reason,
+        by: caller.by,
+      },
+    }));
+    const { entries: written } = await this.store.append(drafts, {
+      erase: groups.flatMap(([, list], i) => list.map((e) => ({ seq: e.seq, fields: [r.field], by: i }))),
+    });
+    const first = written[0];
     return first as Entry;
   }
 
@@ -273,9 +272,15 @@ export class EvidenceService {
   ): Promise<Hold> {
     let tenant: string;
     if (h.correlationId !== undefined) {
-      const scope = caller.system ? {} : { tenant: caller.tenant };
-      const [first] = await this.store.byCorrelation(h.correlationId, scope);
-      tenant = first?.tenant ?? caller.tenant;
+      // A tenant's key holds the id in its own tenant. A system key holds it in the one tenant
+      // whose entries carry it, or — when several or none do yet — in every tenant, now and later.
+      if (caller.system) {
+        const carried = (await this.store.byCorrelation(h.correlationId)).filter(
+          (e) => !STRUCTURAL_KINDS.has(e.kind),
+        );
+        const tenants = new Set(carried.map((e) => e.tenant));
+        tenant = tenants.size === 1 ? ([...tenants][0] as string) : ALL_TENANTS;
+      } else tenant = caller.tenant;
     } else {
       tenant = h.tenant ?? caller.tenant;
       if (!caller.system && tenant !== caller.tenant)
@@ -289,7 +294,7 @@ export class EvidenceService {
       { id, tenant, correlationId, placedBy: caller.by, bySystem: caller.system, reason: h.reason },
       {
         occurredAt: Date.now(),
-        tenant,
+        tenant: tenant === ALL_TENANTS ? caller.tenant : tenant,
         correlationId,
         kind: 'hold',
         subject: `hold:${id}`,
@@ -311,7 +316,7 @@ export class EvidenceService {
       throw new HoldNotFoundError(id);
     return this.store.releaseHold(id, {
       occurredAt: Date.now(),
-      tenant: hold.tenant,
+      tenant: hold.tenant === ALL_TENANTS ? caller.tenant : hold.tenant,
       correlationId: hold.correlationId,
       kind: 'hold_released',
       subject: `hold:${id}`,
@@ -320,9 +325,19 @@ export class EvidenceService {
     });
   }
 
+  /** A tenant sees its own holds, and system holds on correlation ids its entries carry. */
   async holds(caller: Caller): Promise<Hold[]> {
     const all = await this.store.holds();
-    return caller.system ? all : all.filter((h) => h.tenant === caller.tenant);
+    if (caller.system) return all;
+    const out: Hold[] = [];
+    for (const h of all) {
+      if (h.tenant === caller.tenant) out.push(h);
+      else if (h.tenant === ALL_TENANTS && h.correlationId !== null) {
+        const mine = await this.store.byCorrelation(h.correlationId, { tenant: caller.tenant });
+        if (mine.length > 0) out.push(h);
+      }
+    }
+    return out;
   }
 
   /** Amend an earlier entry: a new entry that points at it by seq (the original is never rewritten). */
@@ -374,8 +389,14 @@ export class EvidenceService {
   }
 }
 
+/** The tenant of a hold placed with a system key on a correlation id: it covers every tenant. */
+export const ALL_TENANTS = '*';
+
 function covers(h: Hold, tenant: string, correlationId: string | null): boolean {
-  return h.tenant === tenant && (h.correlationId === null || h.correlationId === correlationId);
+  return (
+    (h.tenant === tenant || h.tenant === ALL_TENANTS) &&
+    (h.correlationId === null || h.correlationId === correlationId)
+  );
 }
 
 function checkpointOf(e: Entry): Record<string, unknown> {

@@ -119,11 +119,10 @@ export class SqliteEvidenceStore implements EvidenceStore {
       const fresh = drafts.filter((d) => d.sourceSeq === null || d.sourceSeq > shipped);
       const entries = this.appendSealed(fresh);
       if (options.erase?.length && entries[0]) {
-        const by = entries[0].seq;
         for (const t of options.erase) {
           const text = this.st.fieldsOf.get(t.seq) as string | undefined;
           if (text === undefined) continue;
-          const next = eraseFields(text, t.fields, by);
+          const next = eraseFields(text, t.fields, (entries[t.by ?? 0] ?? entries[0]).seq);
           if (next !== text) {
             this.st.setFields.run(next, t.seq);
             erased = true;

@@ -17,8 +17,11 @@ import type { CheckpointSigner, Draft, Entry } from './format.js';
 export interface AppendOptions {
   /** Move the shipped outbox position to this seq (never backwards). */
   shippedThrough?: number;
-  /** Erase these fields of earlier entries, recorded by the first appended entry. */
-  erase?: Array<{ seq: number; fields: string[] }>;
+  /**
+   * Erase these fields of earlier entries, each recorded by the appended entry at index `by` of the
+   * drafts (default 0, the first).
+   */
+  erase?: Array<{ seq: number; fields: string[]; by?: number }>;
 }
 
 export interface AppendResult {
@@ -30,6 +33,7 @@ export interface AppendResult {
 /** A legal hold on one tenant's evidence, or on one correlation id of one tenant. */
 export interface Hold {
   id: string;
+  /** `*` for a system key's hold on a correlation id: every tenant's entries with that id. */
   tenant: string;
   /** Null: the whole tenant. */
   correlationId: string | null;

@@ -39,6 +39,7 @@ export class ThreadedShipper {
   }
 
   start(): void {
+    this.stopping = false;
     const worker = new Worker(new URL('./shipper-thread.js', import.meta.url), { workerData: this.data });
     this.worker = worker;
     worker.on('message', (m: { type: string; status?: ShipperStatus }) => {
