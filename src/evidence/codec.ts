@@ -52,7 +52,7 @@ function str(v: unknown, what: string): string {
   return v;
 }
 
-function canonicalJson(text: unknown, what: string): Record<string, unknown> {
+function parsedObject(text: unknown, what: string): Record<string, unknown> {
   if (typeof text !== 'string') throw new Malformed(`${what} is not text`);
   let parsed: unknown;
   try {
@@ -62,8 +62,13 @@ function canonicalJson(text: unknown, what: string): Record<string, unknown> {
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
     throw new Malformed(`${what} is not a JSON object`);
-  if (canonical(parsed) !== text) throw new Malformed(`${what} is not in canonical JSON form`);
   return parsed as Record<string, unknown>;
+}
+
+function canonicalJson(text: unknown, what: string): Record<string, unknown> {
+  const parsed = parsedObject(text, what);
+  if (canonical(parsed) !== text) throw new Malformed(`${what} is not in canonical JSON form`);
+  return parsed;
 }
 
 function commitmentsOf(o: Record<string, unknown>, what: string): Record<string, string> {
@@ -149,7 +154,8 @@ function seqHint(v: unknown): number | null {
 /** A stored row as a verifier record; a row that cannot be an entry is `malformed`, with its seq. */
 export function recordFromRow(row: EntryRow): VerifyRecord {
   try {
-    const commitments = commitmentsOf(canonicalJson(row.commitments, 'commitments column'), 'commitments');
+    // Parsed only: the chain hashes these bytes as stored, so any change to them breaks the hash.
+    const commitments = commitmentsOf(parsedObject(row.commitments, 'commitments column'), 'commitments');
     const { fields, valueTexts } = canonicalFields(row.fields);
     return {
       type: 'entry',

@@ -213,8 +213,10 @@ export class Verifier {
 
   private checkEntry(e: Entry, commitmentsText?: string, valueTexts?: Map<string, string>): void {
     const seq = e.seq;
-    if (!HEX64.test(e.prevHash) || !HEX64.test(e.hash))
-      throw new Bad(seq, 'prevHash and hash must be 64 lowercase hex digits');
+    // Where a value is compared with one computed here (hex by construction), equality proves its
+    // form: only what is not compared is checked for form.
+    if (this.lastHash === null && !HEX64.test(e.prevHash))
+      throw new Bad(seq, 'prevHash must be 64 lowercase hex digits');
     if (chainHash(seq, e.prevHash, bodyHash(e, commitmentsText)) !== e.hash)
       throw new Bad(seq, 'hash does not match the entry (a header field or a commitment was changed)');
     const names = Object.keys(e.commitments);
@@ -223,9 +225,9 @@ export class Verifier {
       throw new Bad(seq, 'the stored fields are not the committed fields');
     for (const name of names) {
       const c = e.commitments[name] as string;
-      if (!HEX64.test(c)) throw new Bad(seq, `commitment of '${name}' is not 64 lowercase hex digits`);
       const f = e.fields[name] as Record<string, unknown>;
       if ('redactedBy' in f) {
+        if (!HEX64.test(c)) throw new Bad(seq, `commitment of '${name}' is not 64 lowercase hex digits`);
         const by = f.redactedBy;
         if (Object.keys(f).length !== 1 || !Number.isSafeInteger(by) || (by as number) <= seq)
           throw new Bad(seq, `field '${name}': an erasure mark must name a later entry`);
@@ -238,7 +240,7 @@ export class Verifier {
         if (
           Object.keys(f).length !== 2 ||
           typeof f.salt !== 'string' ||
-          !/^[0-9a-f]{32}$/.test(f.salt) ||
+          f.salt.length !== 32 ||
           !('value' in f)
         )
           throw new Bad(seq, `field '${name}' must hold a 16-byte hex salt and a value`);
