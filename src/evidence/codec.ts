@@ -209,6 +209,28 @@ export function rowFromEntry(e: Entry): EntryRow {
   };
 }
 
+/** The columns of `entries`, in the order both stores insert them. */
+export const ENTRY_COLUMNS = [
+  'seq',
+  'prev_hash',
+  'hash',
+  'recorded_at',
+  'occurred_at',
+  'tenant',
+  'correlation_id',
+  'kind',
+  'subject',
+  'source_seq',
+  'commitments',
+  'fields',
+] as const;
+
+/** An entry's row values in `ENTRY_COLUMNS` order. */
+export function rowValues(e: Entry): unknown[] {
+  const r = rowFromEntry(e);
+  return ENTRY_COLUMNS.map((c) => r[c]);
+}
+
 /** A bundle line for an entry disclosed in full. */
 export function entryLine(e: Entry): string {
   return canonical({ type: 'entry', ...e });

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { StoreUnavailableError } from '../ledger/errors.js';
 import { createPool, redactUrl, run, transaction } from '../ledger/postgres/postgres-db.js';
 import { migrate } from '../ledger/postgres/postgres-migrate.js';
-import { type EntryRow, entryFromRow, rowFromEntry } from './codec.js';
+import { type EntryRow, entryFromRow, rowValues } from './codec.js';
 import { EvidenceUnavailableError, HoldNotFoundError } from './errors.js';
 import { type Draft, type Entry, saltBytesFor, seal } from './format.js';
 import { type HoldRow, holdFromRow } from './hold-rows.js';
@@ -150,21 +150,7 @@ export class PostgresEvidenceStore implements EvidenceStore {
       head.seq = e.seq;
       head.hash = e.hash;
       entries.push(e);
-      const r = rowFromEntry(e);
-      const values = [
-        r.seq,
-        r.prev_hash,
-        r.hash,
-        r.recorded_at,
-        r.occurred_at,
-        r.tenant,
-        r.correlation_id,
-        r.kind,
-        r.subject,
-        r.source_seq,
-        r.commitments,
-        r.fields,
-      ];
+      const values = rowValues(e);
       for (let i = 0; i < 12; i++) (cols[i] as unknown[]).push(values[i]);
     }
     await run(c, INSERT, cols);

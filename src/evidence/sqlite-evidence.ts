@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { migrateSqlite } from '../ledger/sqlite/sqlite-migrate.js';
-import { type EntryRow, entryFromRow, rowFromEntry } from './codec.js';
+import { type EntryRow, entryFromRow, rowValues } from './codec.js';
 import { EvidenceUnavailableError, HoldNotFoundError } from './errors.js';
 import { type Draft, type Entry, GENESIS_HASH, saltBytesFor, seal } from './format.js';
 import { type HoldRow, holdFromRow } from './hold-rows.js';
@@ -26,24 +26,6 @@ const ROWS_PER_INSERT = 64;
 const insertSql = (rows: number) =>
   `INSERT INTO entries (seq, prev_hash, hash, recorded_at, occurred_at, tenant, correlation_id, kind, subject,
     source_seq, commitments, fields) VALUES ${Array.from({ length: rows }, () => '(?,?,?,?,?,?,?,?,?,?,?,?)').join(',')}`;
-
-function rowParams(e: Entry, out: unknown[]): void {
-  const r = rowFromEntry(e);
-  out.push(
-    r.seq,
-    r.prev_hash,
-    r.hash,
-    r.recorded_at,
-    r.occurred_at,
-    r.tenant,
-    r.correlation_id,
-    r.kind,
-    r.subject,
-    r.source_seq,
-    r.commitments,
-    r.fields,
-  );
-}
 
 export class SqliteEvidenceStore implements EvidenceStore {
   readonly dialect = 'sqlite' as const;
@@ -159,12 +141,12 @@ export class SqliteEvidenceStore implements EvidenceStore {
     let i = 0;
     for (; i + ROWS_PER_INSERT <= out.length; i += ROWS_PER_INSERT) {
       const params: unknown[] = [];
-      for (let k = i; k < i + ROWS_PER_INSERT; k++) rowParams(out[k] as Entry, params);
+      for (let k = i; k < i + ROWS_PER_INSERT; k++) params.push(...rowValues(out[k] as Entry));
       this.st.insertMany.run(params);
     }
     for (; i < out.length; i++) {
       const params: unknown[] = [];
-      rowParams(out[i] as Entry, params);
+      params.push(...rowValues(out[i] as Entry));
       this.st.insertOne.run(params);
     }
     return out;
