@@ -15,27 +15,21 @@ import {
   recordFromLine,
   verifyManifest,
 } from './codec.js';
-import { keyMap, Verifier, type VerifierOptions, type VerifyRecord, type VerifyReport } from './verify.js';
+import {
+  emptyReport,
+  keyMap,
+  Verifier,
+  type VerifierOptions,
+  type VerifyRecord,
+  type VerifyReport,
+} from './verify.js';
 
 export interface BundleReport extends VerifyReport {
   header: BundleHeader | null;
 }
 
 function rejected(reason: string, header: BundleHeader | null = null): BundleReport {
-  return {
-    ok: false,
-    entries: 0,
-    stubs: 0,
-    checkpoints: 0,
-    lastCheckpoint: null,
-    head: null,
-    redactedFields: 0,
-    erasedAfter: 0,
-    gaps: [],
-    unsignedFrom: null,
-    firstBad: { seq: null, reason },
-    header,
-  };
+  return { ...emptyReport(), ok: false, firstBad: { seq: null, reason }, header };
 }
 
 export async function verifyBundle(

@@ -11,7 +11,15 @@ import { migrate } from '../ledger/postgres/postgres-migrate.js';
 import { type EntryRow, entryFromRow, rowValues } from './codec.js';
 import { EvidenceUnavailableError, HoldNotFoundError } from './errors.js';
 import { type Draft, type Entry, saltBytesFor, seal } from './format.js';
-import { type HoldRow, holdFromRow } from './hold-rows.js';
+import {
+  HOLD_COLUMNS,
+  type HoldRow,
+  holdFromRow,
+  holdValues,
+  placedHold,
+  type VerificationRow,
+  verificationFromRow,
+} from './hold-rows.js';
 import { checkpointDraft, eraseFields } from './sealing.js';
 import type {
   AppendOptions,
@@ -283,28 +291,12 @@ export class PostgresEvidenceStore implements EvidenceStore {
       const [placed] = (await this.insert(c, head, [entry])) as [Entry];
       await run(
         c,
-        `INSERT INTO ${S}.holds (id, tenant, correlation_id, placed_by, by_system, reason, placed_seq, placed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [
-          hold.id,
-          hold.tenant,
-          hold.correlationId,
-          hold.placedBy,
-          hold.bySystem,
-          hold.reason,
-          placed.seq,
-          placed.recordedAt,
-        ],
+        `INSERT INTO ${S}.holds (${HOLD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        holdValues(hold, placed),
       );
       await this.checkpointIfDue(c, head, false);
       await this.saveHead(c, head);
-      return {
-        ...hold,
-        placedSeq: placed.seq,
-        placedAt: placed.recordedAt,
-        releasedSeq: null,
-        releasedAt: null,
-      };
+      return placedHold(hold, placed);
     });
   }
 
@@ -353,24 +345,8 @@ export class PostgresEvidenceStore implements EvidenceStore {
 
   async lastVerification(): Promise<LastVerification | null> {
     return this.guard(async () => {
-      const [r] = await run<{
-        at: number;
-        ok: boolean;
-        entries: number;
-        head_seq: number | null;
-        first_bad_seq: number | null;
-        reason: string | null;
-      }>(this.pool, `SELECT * FROM ${S}.verifications WHERE id = 1`);
-      return r
-        ? {
-            at: r.at,
-            ok: r.ok,
-            entries: r.entries,
-            headSeq: r.head_seq,
-            firstBadSeq: r.first_bad_seq,
-            reason: r.reason,
-          }
-        : null;
+      const [r] = await run<VerificationRow>(this.pool, `SELECT * FROM ${S}.verifications WHERE id = 1`);
+      return r ? verificationFromRow(r) : null;
     });
   }
 

@@ -9,7 +9,15 @@ import { migrateSqlite } from '../ledger/sqlite/sqlite-migrate.js';
 import { type EntryRow, entryFromRow, rowValues } from './codec.js';
 import { EvidenceUnavailableError, HoldNotFoundError } from './errors.js';
 import { type Draft, type Entry, GENESIS_HASH, saltBytesFor, seal } from './format.js';
-import { type HoldRow, holdFromRow } from './hold-rows.js';
+import {
+  HOLD_COLUMNS,
+  type HoldRow,
+  holdFromRow,
+  holdValues,
+  placedHold,
+  type VerificationRow,
+  verificationFromRow,
+} from './hold-rows.js';
 import { checkpointDraft, eraseFields } from './sealing.js';
 import type {
   AppendOptions,
@@ -247,28 +255,10 @@ export class SqliteEvidenceStore implements EvidenceStore {
       const [e] = this.appendSealed([entry]);
       const placed = e as Entry;
       this.db
-        .prepare(
-          `INSERT INTO holds (id, tenant, correlation_id, placed_by, by_system, reason, placed_seq, placed_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          hold.id,
-          hold.tenant,
-          hold.correlationId,
-          hold.placedBy,
-          hold.bySystem ? 1 : 0,
-          hold.reason,
-          placed.seq,
-          placed.recordedAt,
-        );
+        .prepare(`INSERT INTO holds (${HOLD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(holdValues(hold, placed, (b) => (b ? 1 : 0)));
       this.checkpointIfDue();
-      return {
-        ...hold,
-        placedSeq: placed.seq,
-        placedAt: placed.recordedAt,
-        releasedSeq: null,
-        releasedAt: null,
-      };
+      return placedHold(hold, placed);
     });
   }
 
@@ -315,25 +305,9 @@ export class SqliteEvidenceStore implements EvidenceStore {
   async lastVerification(): Promise<LastVerification | null> {
     return this.read(() => {
       const r = this.db.prepare('SELECT * FROM verifications WHERE id = 1').get() as
-        | {
-            at: number;
-            ok: number;
-            entries: number;
-            head_seq: number | null;
-            first_bad_seq: number | null;
-            reason: string | null;
-          }
+        | VerificationRow
         | undefined;
-      return r
-        ? {
-            at: r.at,
-            ok: r.ok === 1,
-            entries: r.entries,
-            headSeq: r.head_seq,
-            firstBadSeq: r.first_bad_seq,
-            reason: r.reason,
-          }
-        : null;
+      return r ? verificationFromRow(r) : null;
     });
   }
 

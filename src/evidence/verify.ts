@@ -80,19 +80,7 @@ export class Verifier {
   private failed: Bad | null = null;
   private pinnedSeen = false;
   private lastWasCheckpoint = false;
-  private readonly report: VerifyReport = {
-    ok: true,
-    entries: 0,
-    stubs: 0,
-    checkpoints: 0,
-    lastCheckpoint: null,
-    head: null,
-    redactedFields: 0,
-    erasedAfter: 0,
-    gaps: [],
-    unsignedFrom: null,
-    firstBad: null,
-  };
+  private readonly report: VerifyReport = emptyReport();
 
   constructor(private readonly options: VerifierOptions) {
     this.expected = options.fromSeq ?? 1;
@@ -350,6 +338,23 @@ export class Verifier {
 function fieldValue(e: Entry, name: string): unknown {
   const f = e.fields[name];
   return f && 'value' in f ? f.value : undefined;
+}
+
+/** A report of nothing verified yet. */
+export function emptyReport(): VerifyReport {
+  return {
+    ok: true,
+    entries: 0,
+    stubs: 0,
+    checkpoints: 0,
+    lastCheckpoint: null,
+    head: null,
+    redactedFields: 0,
+    erasedAfter: 0,
+    gaps: [],
+    unsignedFrom: null,
+    firstBad: null,
+  };
 }
 
 /** Trusted keys by id, from PEM texts. */

@@ -2,6 +2,9 @@
  * The HTTP client: `createClient({ url, apiKey })`. Every non-2xx answer becomes a
  * `BulkheadApiError` carrying the problem+json body's `code`, `status` and `detail`.
  */
+import type { Entry } from '../evidence/format.js';
+import type { Hold } from '../evidence/store.js';
+import type { VerifyReport } from '../evidence/verify.js';
 import type { TaskDefinition } from '../execution/task.js';
 import { TERMINAL_STATES } from '../lifecycle/lifecycle.js';
 
@@ -383,45 +386,10 @@ export class BulkheadClient {
   }
 }
 
-export interface EvidenceEntryView {
-  seq: number;
-  prevHash: string;
-  hash: string;
-  recordedAt: number;
-  occurredAt: number;
-  tenant: string;
-  correlationId: string | null;
-  kind: string;
-  subject: string;
-  sourceSeq: number | null;
-  commitments: Record<string, string>;
-  fields: Record<string, { salt: string; value: unknown } | { redactedBy: number }>;
-}
-
-export interface EvidenceReportView {
-  ok: boolean;
-  entries: number;
-  checkpoints: number;
-  lastCheckpoint: { seq: number; at: number; keyId: string } | null;
-  head: { seq: number; hash: string } | null;
-  redactedFields: number;
-  gaps: Array<{ fromSeq: number; toSeq: number }>;
-  unsignedFrom: number | null;
-  firstBad: { seq: number | null; reason: string } | null;
-}
-
-export interface EvidenceHoldView {
-  id: string;
-  tenant: string;
-  correlationId: string | null;
-  placedBy: string;
-  bySystem: boolean;
-  reason: string;
-  placedSeq: number;
-  placedAt: number;
-  releasedSeq: number | null;
-  releasedAt: number | null;
-}
+/** An evidence entry as the API returns it: its stored, verifiable form (docs/EVIDENCE.md). */
+export type EvidenceEntryView = Entry;
+export type EvidenceReportView = VerifyReport;
+export type EvidenceHoldView = Hold;
 
 export interface ConfigVersionView {
   version: number;
