@@ -50,6 +50,7 @@ export function lazyEvidenceStore(
     lastCheckpoint: async () => use().lastCheckpoint(),
     readRows: async (from, limit, to) => use().readRows(from, limit, to),
     byCorrelation: async (id, o) => use().byCorrelation(id, o),
+    countKind: async (kind) => use().countKind(kind),
     byKind: async (kinds, o) => use().byKind(kinds, o),
     firstSeqAtOrAfter: async (at) => use().firstSeqAtOrAfter(at),
     signingKeys: async () => use().signingKeys(),

@@ -249,6 +249,17 @@ export class PostgresEvidenceStore implements EvidenceStore {
     });
   }
 
+  async countKind(kind: string): Promise<number> {
+    return this.guard(async () => {
+      const [row] = await run<{ n: number }>(
+        this.pool,
+        `SELECT count(*)::int AS n FROM ${S}.entries WHERE kind = $1`,
+        [kind],
+      );
+      return Number(row?.n ?? 0);
+    });
+  }
+
   async byKind(kinds: string[], options: { afterSeq?: number; limit?: number } = {}): Promise<Entry[]> {
     return this.guard(async () =>
       (

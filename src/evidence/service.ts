@@ -367,7 +367,7 @@ export class EvidenceService {
       this.store.head(),
       this.store.lastCheckpoint(),
       this.store.lastVerification(),
-      this.store.byKind(['gap'], { limit: 10_000 }),
+      this.store.countKind('gap'),
     ]);
     const ledger = this.options.ledger;
     const outboxHead = ledger ? await ledger.outboxHead().catch(() => null) : null;
@@ -384,7 +384,7 @@ export class EvidenceService {
       // The signed checkpoint itself, to keep outside the store (`evidence verify --checkpoint`).
       lastCheckpoint: last ? checkpointOf(last) : null,
       lastVerify: verification,
-      gaps: gaps.length,
+      gaps,
     };
   }
 }

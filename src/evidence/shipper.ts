@@ -59,7 +59,9 @@ export class EvidenceShipper {
     const { ledger, evidence } = this.options;
     const { shippedThrough: shipped } = await evidence.head();
     const events = await ledger.readEvents(shipped, this.options.batch ?? 1000);
-    const floor = await ledger.prunedThrough();
+    // Only a batch that does not start right after the position can follow a pruned range (an
+    // event at `shipped + 1` proves nothing up to it was pruned unshipped).
+    const floor = events[0]?.seq === shipped + 1 ? 0 : await ledger.prunedThrough();
     const drafts = [];
     let through = shipped;
     if (floor > shipped) {

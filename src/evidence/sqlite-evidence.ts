@@ -214,6 +214,12 @@ export class SqliteEvidenceStore implements EvidenceStore {
     });
   }
 
+  async countKind(kind: string): Promise<number> {
+    return this.read(
+      () => this.db.prepare('SELECT count(*) FROM entries WHERE kind = ?').pluck().get(kind) as number,
+    );
+  }
+
   async byKind(kinds: string[], options: { afterSeq?: number; limit?: number } = {}): Promise<Entry[]> {
     return this.read(() => {
       const rows = this.db

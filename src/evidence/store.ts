@@ -91,6 +91,8 @@ export interface EvidenceStore {
   readRows(fromSeq: number, limit: number, toSeq?: number): Promise<EntryRow[]>;
   /** Entries of a correlation id (of one tenant, when given), ascending. */
   byCorrelation(correlationId: string, options?: { tenant?: string }): Promise<Entry[]>;
+  /** How many entries of this kind there are. */
+  countKind(kind: string): Promise<number>;
   /** Entries of these kinds, ascending. */
   byKind(kinds: string[], options?: { afterSeq?: number; limit?: number }): Promise<Entry[]>;
   /** The first entry with occurredAt at or after `at` (for retention's cutoff), or the head + 1. */

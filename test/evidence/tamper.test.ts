@@ -25,6 +25,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { bundleTextLines, verifyBundle } from '../../src/evidence/bundle.js';
 import {
+  ENTRY_COLUMNS,
   type EntryRow,
   entryFromRow,
   headerLine,
@@ -56,20 +57,7 @@ import {
 
 const caller: Caller = { tenant: 'default', by: 'test', system: true };
 
-const COLUMNS = [
-  'seq',
-  'prev_hash',
-  'hash',
-  'recorded_at',
-  'occurred_at',
-  'tenant',
-  'correlation_id',
-  'kind',
-  'subject',
-  'source_seq',
-  'commitments',
-  'fields',
-] as const;
+const COLUMNS = ENTRY_COLUMNS;
 type Column = (typeof COLUMNS)[number];
 const INT_COLUMNS: ReadonlySet<Column> = new Set(['seq', 'recorded_at', 'occurred_at', 'source_seq']);
 
