@@ -6,123 +6,19 @@
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Entry } from '../evidence/format.js';
 import type { Caller, EvidenceService } from '../evidence/service.js';
-import type { Hold } from '../evidence/store.js';
 import type { VerifyReport } from '../evidence/verify.js';
 import type { Role } from '../ledger/registry.js';
 import { SYSTEM_TENANT } from './admin-routes.js';
 import { principalOf } from './auth.js';
+import { entrySchema, holdSchema, REASON, reportSchema, SEQ, TEXT } from './evidence-schemas.js';
 import { HttpProblem, problemResponses as problems } from './problem.js';
 
 const EVIDENCE_ROLES: readonly Role[] = ['admin', 'auditor'];
-const TEXT = { type: 'string', minLength: 1, maxLength: 200, pattern: '^[^\\u0000-\\u001f]+$' } as const;
-const REASON = { type: 'string', minLength: 1, maxLength: 2000 } as const;
-const SEQ = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } as const;
-
-const entrySchema = {
-  $id: 'EvidenceEntry',
-  type: 'object',
-  description:
-    'An evidence entry as stored (docs/EVIDENCE.md): header, commitments, and the values beside them',
-  additionalProperties: false,
-  required: [
-    'seq',
-    'prevHash',
-    'hash',
-    'recordedAt',
-    'occurredAt',
-    'tenant',
-    'correlationId',
-    'kind',
-    'subject',
-    'sourceSeq',
-    'commitments',
-    'fields',
-  ],
-  properties: {
-    seq: { type: 'integer' },
-    prevHash: { type: 'string' },
-    hash: { type: 'string' },
-    recordedAt: { type: 'integer', description: 'epoch ms: when the evidence store wrote it' },
-    occurredAt: { type: 'integer', description: 'epoch ms: when it happened (the outbox event time)' },
-    tenant: { type: 'string' },
-    correlationId: { type: ['string', 'null'] },
-    kind: { type: 'string' },
-    subject: { type: 'string' },
-    sourceSeq: { type: ['integer', 'null'], description: 'the outbox event seq this entry records' },
-    commitments: { type: 'object', additionalProperties: { type: 'string' } },
-    fields: {
-      type: 'object',
-      description: '{ salt, value } per field, or { redactedBy: seq } once erased',
-      additionalProperties: { type: 'object', additionalProperties: true },
-    },
-  },
-} as const;
-
-const holdSchema = {
-  $id: 'EvidenceHold',
-  type: 'object',
-  additionalProperties: false,
-  required: [
-    'id',
-    'tenant',
-    'correlationId',
-    'placedBy',
-    'bySystem',
-    'reason',
-    'placedSeq',
-    'placedAt',
-    'releasedSeq',
-    'releasedAt',
-  ],
-  properties: {
-    id: { type: 'string' },
-    tenant: { type: 'string' },
-    correlationId: { type: ['string', 'null'], description: 'null: the whole tenant' },
-    placedBy: { type: 'string', description: 'the key id that placed it' },
-    bySystem: {
-      type: 'boolean',
-      description: 'placed with a system-tenant key: only such a key releases it',
-    },
-    reason: { type: 'string' },
-    placedSeq: { type: 'integer' },
-    placedAt: { type: 'integer' },
-    releasedSeq: { type: ['integer', 'null'] },
-    releasedAt: { type: ['integer', 'null'] },
-  },
-} as const;
-
-const reportSchema = {
-  $id: 'EvidenceReport',
-  type: 'object',
-  additionalProperties: true,
-  required: ['ok', 'entries', 'checkpoints', 'firstBad'],
-  properties: {
-    ok: { type: 'boolean' },
-    entries: { type: 'integer' },
-    stubs: { type: 'integer' },
-    checkpoints: { type: 'integer' },
-    lastCheckpoint: { type: ['object', 'null'], additionalProperties: true },
-    head: { type: ['object', 'null'], additionalProperties: true },
-    redactedFields: { type: 'integer' },
-    gaps: { type: 'array', items: { type: 'object', additionalProperties: true } },
-    unsignedFrom: { type: ['integer', 'null'] },
-    firstBad: {
-      type: ['object', 'null'],
-      additionalProperties: false,
-      properties: { seq: { type: ['integer', 'null'] }, reason: { type: 'string' } },
-    },
-  },
-} as const;
-
 function callerOf(request: FastifyRequest): Caller {
   const p = principalOf(request);
   return { tenant: p.tenant, by: p.keyId, system: p.tenant === SYSTEM_TENANT };
 }
-
-const asEntry = (e: Entry) => ({ ...e });
-const asHold = (h: Hold) => ({ ...h });
 
 /** Stream an async generator of lines as NDJSON; an error before the first line is a problem response. */
 async function streamLines(reply: FastifyReply, lines: AsyncGenerator<string>): Promise<FastifyReply> {
@@ -170,7 +66,7 @@ export function registerEvidenceRoutes(app: FastifyInstance, deps: { evidence: E
         (request.query.correlationId !== undefined && request.query.jobId !== undefined)
       )
         throw new HttpProblem(400, 'invalid_argument', 'give exactly one of correlationId or jobId');
-      return { entries: (await evidence.trail(callerOf(request), id)).map(asEntry) };
+      return { entries: await evidence.trail(callerOf(request), id) };
     },
   );
 
@@ -300,8 +196,7 @@ export function registerEvidenceRoutes(app: FastifyInstance, deps: { evidence: E
         response: { 201: { $ref: 'EvidenceEntry#' }, ...problems },
       },
     },
-    async (request, reply) =>
-      reply.code(201).send(asEntry(await evidence.redact(callerOf(request), request.body))),
+    async (request, reply) => reply.code(201).send(await evidence.redact(callerOf(request), request.body)),
   );
 
   app.post<{ Body: { seq: number; note: string } }>(
@@ -320,8 +215,7 @@ export function registerEvidenceRoutes(app: FastifyInstance, deps: { evidence: E
         response: { 201: { $ref: 'EvidenceEntry#' }, ...problems },
       },
     },
-    async (request, reply) =>
-      reply.code(201).send(asEntry(await evidence.correct(callerOf(request), request.body))),
+    async (request, reply) => reply.code(201).send(await evidence.correct(callerOf(request), request.body)),
   );
 
   app.get(
@@ -341,7 +235,7 @@ export function registerEvidenceRoutes(app: FastifyInstance, deps: { evidence: E
         },
       },
     },
-    async (request) => ({ holds: (await evidence.holds(callerOf(request))).map(asHold) }),
+    async (request) => ({ holds: await evidence.holds(callerOf(request)) }),
   );
 
   app.post<{ Body: { correlationId?: string; tenant?: string; reason: string } }>(
@@ -370,7 +264,7 @@ export function registerEvidenceRoutes(app: FastifyInstance, deps: { evidence: E
         ...(correlationId !== undefined && { correlationId }),
         ...(tenant !== undefined && { tenant }),
       });
-      return reply.code(201).send(asHold(hold));
+      return reply.code(201).send(hold);
     },
   );
 
@@ -391,8 +285,7 @@ export function registerEvidenceRoutes(app: FastifyInstance, deps: { evidence: E
         response: { 200: { $ref: 'EvidenceHold#' }, ...problems },
       },
     },
-    async (request) =>
-      asHold(await evidence.releaseHold(callerOf(request), request.params.id, request.body.reason)),
+    async (request) => await evidence.releaseHold(callerOf(request), request.params.id, request.body.reason),
   );
 
   app.post<{ Body: { days: number } }>(
@@ -429,7 +322,7 @@ export function registerEvidenceRoutes(app: FastifyInstance, deps: { evidence: E
           `retention needs an admin key of the '${SYSTEM_TENANT}' tenant`,
         );
       const result = await evidence.applyRetention(request.body.days);
-      return { erased: result.erased, entries: result.entries.map(asEntry) };
+      return { erased: result.erased, entries: result.entries };
     },
   );
 }

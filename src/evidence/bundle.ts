@@ -6,15 +6,8 @@
 
 import { createHash, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import {
-  type BundleHeader,
-  type BundleManifest,
-  MANIFEST_END,
-  parseHeader,
-  parseManifest,
-  recordFromLine,
-  verifyManifest,
-} from './codec.js';
+import { type BundleHeader, parseHeader, recordFromLine } from './codec.js';
+import { type BundleManifest, MANIFEST_END, parseManifest, verifyManifest } from './manifest.js';
 import {
   emptyReport,
   keyMap,

@@ -6,7 +6,7 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { newJobId } from '../ledger/ids.js';
 import type { Store } from '../ledger/store.js';
-import { entryLine, headerLine, manifestLine, recordFromRow, stubLine } from './codec.js';
+import { entryLine, headerLine, recordFromRow, stubLine } from './codec.js';
 import {
   EvidenceNotFoundError,
   EvidenceUnavailableError,
@@ -14,6 +14,7 @@ import {
   LegalHoldError,
 } from './errors.js';
 import { type CheckpointSigner, type Draft, type Entry, STRUCTURAL_KINDS } from './format.js';
+import { manifestLine } from './manifest.js';
 import { EVIDENCE_CONSUMER } from './shipper.js';
 import type { EvidenceStore, Hold, LastVerification } from './store.js';
 import { keyMap, Verifier, type VerifierOptions, type VerifyReport } from './verify.js';

@@ -21,14 +21,9 @@ import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { verifyAuthority } from '../../src/control/authority.js';
 import { bundleTextLines, verifyBundle } from '../../src/evidence/bundle.js';
-import {
-  parseHeader,
-  parseManifest,
-  recordFromLine,
-  stubLine,
-  verifyManifest,
-} from '../../src/evidence/codec.js';
+import { parseHeader, recordFromLine, stubLine } from '../../src/evidence/codec.js';
 import { checkpointMessage, type Entry } from '../../src/evidence/format.js';
+import { parseManifest, verifyManifest } from '../../src/evidence/manifest.js';
 import { assertProblem, type Call, call } from '../api/api-fixture.js';
 import { backends } from '../helpers/backends.js';
 import { testSigner } from '../helpers/evidence-backends.js';

@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { type BundleReport, bundleLines, bundleTextLines, verifyBundle } from '../../src/evidence/bundle.js';
-import { entryLine, headerLine, manifestLine, stubLine } from '../../src/evidence/codec.js';
+import { entryLine, headerLine, stubLine } from '../../src/evidence/codec.js';
 import {
   canonical,
   type Draft,
@@ -42,6 +42,7 @@ import {
   seal,
   sha256Hex,
 } from '../../src/evidence/format.js';
+import { manifestLine } from '../../src/evidence/manifest.js';
 import { checkpointDraft } from '../../src/evidence/sealing.js';
 import { tempDir } from '../helpers/backends.js';
 import { type TestSigner, testSigner } from '../helpers/evidence-backends.js';

@@ -29,9 +29,7 @@ import {
   type EntryRow,
   entryFromRow,
   headerLine,
-  manifestLine,
   parseHeader,
-  parseManifest,
   recordFromLine,
   recordFromRow,
   rowFromEntry,
@@ -46,6 +44,7 @@ import {
   saltBytesFor,
   seal,
 } from '../../src/evidence/format.js';
+import { manifestLine, parseManifest } from '../../src/evidence/manifest.js';
 import { type Caller, EvidenceService } from '../../src/evidence/service.js';
 import { keyMap, Verifier, type VerifyRecord, type VerifyReport } from '../../src/evidence/verify.js';
 import {
