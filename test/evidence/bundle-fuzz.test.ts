@@ -46,6 +46,7 @@ import { manifestLine } from '../../src/evidence/manifest.js';
 import { checkpointDraft } from '../../src/evidence/sealing.js';
 import { tempDir } from '../helpers/backends.js';
 import { type TestSigner, testSigner } from '../helpers/evidence-backends.js';
+import { anyChar } from '../helpers/json-arbitraries.js';
 
 const SEED = Number(process.env.BULKHEAD_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const RUNS = Number(process.env.BULKHEAD_FUZZ_RUNS ?? 150);
@@ -93,25 +94,6 @@ function noNegativeZero(v: unknown): unknown {
   }
   return v;
 }
-
-/**
- * One code point, any plane, surrogate halves included (fast-check's `binary` unit leaves those out,
- * and building it costs seconds). Two halves in a row may pair up, or not.
- */
-const anyChar: fc.Arbitrary<string> = fc
-  .oneof(
-    { weight: 6, arbitrary: fc.integer({ min: 0, max: 0x7f }) },
-    { weight: 3, arbitrary: fc.integer({ min: 0x80, max: 0xffff }) },
-    { weight: 2, arbitrary: fc.integer({ min: 0x10000, max: 0x10ffff }) },
-    { weight: 1, arbitrary: fc.integer({ min: 0xd800, max: 0xdfff }) },
-  )
-  .map(
-    (cp) => String.fromCodePoint(cp),
-    (c) => {
-      if (typeof c !== 'string' || [...c].length !== 1) throw new Error('not one code point');
-      return c.codePointAt(0) as number;
-    },
-  );
 
 const trickyString = fc.constantFrom(
   '',
