@@ -32,6 +32,7 @@ import type {
   OutboxEvent,
   Outcome,
   PutStepInput,
+  RefuseInput,
   ReapResult,
   Step,
   SubmitInput,
@@ -95,6 +96,19 @@ export interface Store {
    * `JobStateConflictError` for a job already terminal.
    */
   cancel(jobId: string, options?: { tenant?: string }): Promise<Job>;
+
+  /**
+   * `leased|running -> blocked` (reason `invalid_authority`): the owner refuses to run an attempt
+   * because the job's authority record does not verify. The attempt is given back (not counted), the
+   * lease ends, and `message` is recorded as the job's error (code `invalid_authority`).
+   */
+  refuseAuthority(items: RefuseInput[]): Promise<Outcome<Transitioned>[]>;
+  /**
+   * `blocked (invalid_authority) -> queued` with a new authority record (an admin readmitted it).
+   * Throws `JobNotFoundError` (also for another tenant's job) or `JobStateConflictError` when the job
+   * is not blocked for `invalid_authority`.
+   */
+  readmit(input: { jobId: string; tenant?: string; authority: unknown }): Promise<Job>;
 
   /** `queued -> blocked` for the queued jobs of these tasks, with the reason. Returns how many. */
   block(options: { tasks: string[]; reason: BlockReason }): Promise<number>;

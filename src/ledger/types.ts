@@ -67,6 +67,11 @@ export interface Job {
 }
 
 export interface SubmitInput {
+  /**
+   * The job's id, when the caller must know it before the insert (admission signs it into the
+   * authority record). @default a new UUIDv7
+   */
+  id?: string;
   tenant: string;
   task: string;
   /** @default 1 */
@@ -139,6 +144,11 @@ export interface HeartbeatInput extends Lease {
 
 export interface CompleteInput extends Lease {
   output?: unknown;
+}
+
+export interface RefuseInput extends Lease {
+  /** Why the authority record was refused (what did not verify). */
+  message: string;
 }
 
 export interface FailInput extends Lease {

@@ -59,6 +59,8 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/;
 
 /** A submission with every default applied, ready for the SQL. */
 export interface NormalizedSubmit {
+  /** The id admission chose (it signs it into the authority record); null: the store makes one. */
+  id: string | null;
   tenant: string;
   task: string;
   taskVersion: number;
@@ -195,6 +197,7 @@ function describe(value: unknown): string {
 
 export function normalizeSubmit(raw: SubmitInput, path = 'submit'): NormalizedSubmit {
   if (typeof raw !== 'object' || raw === null) fail(path, 'must be an object');
+  const id = raw.id === undefined ? null : checkJobId(`${path}.id`, raw.id);
   const tenant = checkName(`${path}.tenant`, raw.tenant);
   const task = checkName(`${path}.task`, raw.task);
   const taskVersion = checkInt(`${path}.taskVersion`, raw.taskVersion ?? DEFAULTS.taskVersion, 1, 1_000_000);
@@ -288,6 +291,7 @@ export function normalizeSubmit(raw: SubmitInput, path = 'submit'): NormalizedSu
           }),
         );
   return {
+    id,
     tenant,
     task,
     taskVersion,
@@ -530,5 +534,28 @@ export function checkBlock(
   return {
     tasks: o.tasks === undefined ? null : o.tasks.map((t, i) => checkName(`${path}.tasks[${i}]`, t)),
     reason: o.reason,
+  };
+}
+
+/** Refusals of attempts for invalid authority: leases, each with a message of at most 2,000 characters. */
+export function checkRefusals<T extends Lease & { message: unknown }>(path: string, items: T[]): T[] {
+  checkLeases(path, items);
+  items.forEach((item, i) => {
+    checkText(`${path}[${i}].message`, item.message, 2000, 'a message');
+  });
+  return items;
+}
+
+/** A readmission: the job, the caller's tenant (when scoped) and the new authority record. */
+export function checkReadmit(o: { jobId: string; tenant?: string; authority: unknown }): {
+  jobId: string;
+  tenant: string | null;
+  authorityJson: string;
+} {
+  if (typeof o !== 'object' || o === null) fail('readmit', 'must be an object');
+  return {
+    jobId: checkJobId('readmit.jobId', o.jobId),
+    tenant: o.tenant === undefined ? null : checkName('readmit.tenant', o.tenant),
+    authorityJson: toJson('readmit.authority', o.authority ?? null, 64 * 1024),
   };
 }

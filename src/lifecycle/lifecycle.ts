@@ -8,6 +8,7 @@
  *                     │                  └────────┴─ lease expired (reaper) ─► queued | dead
  *  any non-terminal ─► cancelled | expired (authority deadline passed)
  *  queued ─► blocked (reason) ─► queued
+ *  leased | running ─► blocked (invalid_authority: the worker refused the authority record) ─► queued (readmitted)
  * ```
  *
  * `submitted` is the state a job is in while admission decides; a job row is never stored in it: the
@@ -55,6 +56,9 @@ export const BLOCK_REASONS = [
   'fresh_control_required',
   'evidence_unavailable',
   'data_unavailable',
+  // The job's signed authority record is missing, forged, altered, or not for this job: it never
+  // runs. Ways out: readmission by an admin (a new record), or cancel.
+  'invalid_authority',
 ] as const;
 export type BlockReason = (typeof BLOCK_REASONS)[number];
 
@@ -80,6 +84,8 @@ export const TRANSITION_REASONS = [
   'deadline_passed', // any non-terminal -> expired
   'blocked', // queued -> blocked
   'unblocked', // blocked -> queued
+  'authority_refused', // leased|running -> blocked (invalid_authority); the attempt is given back
+  'readmitted', // blocked (invalid_authority) -> queued, with a new authority record
 ] as const;
 export type TransitionReason = (typeof TRANSITION_REASONS)[number];
 
@@ -121,7 +127,10 @@ export const TRANSITIONS: readonly Transition[] = [
   { from: 'awaiting_approval', to: 'rejected', reasons: ['rejected'] },
   { from: 'queued', to: 'leased', reasons: ['claimed'] },
   { from: 'queued', to: 'blocked', reasons: ['blocked'] },
-  { from: 'blocked', to: 'queued', reasons: ['unblocked'] },
+  { from: 'blocked', to: 'queued', reasons: ['unblocked', 'readmitted'] },
+  // A worker that refuses a job's authority record hands the attempt back without running it.
+  { from: 'leased', to: 'blocked', reasons: ['authority_refused'] },
+  { from: 'running', to: 'blocked', reasons: ['authority_refused'] },
   { from: 'leased', to: 'running', reasons: ['started'] },
   { from: 'leased', to: 'queued', reasons: ['released'] },
   {

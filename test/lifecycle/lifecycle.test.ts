@@ -35,6 +35,8 @@ const SIMPLE = {
   cancel: ['cancelled', 'cancel_requested', 0, 1],
   expire: ['expired', 'deadline_passed', 0, 1],
   unblock: ['queued', 'unblocked', 0, 4],
+  refuseAuthority: ['blocked', 'authority_refused', -1, 1],
+  readmit: ['queued', 'readmitted', 0, 1],
 } satisfies Record<string, readonly [JobState, TransitionReason, number, number]>;
 type Command =
   | { kind: keyof typeof SIMPLE | 'leaseExpire' }
@@ -77,6 +79,7 @@ function apply(job: JobRecord, cmd: Command): { job: JobRecord; applied: Step[];
   }
   const next: JobRecord = { state: from, attempt: job.attempt + delta, maxAttempts: job.maxAttempts };
   if (cmd.kind === 'block') next.blockReason = cmd.reason;
+  if (cmd.kind === 'refuseAuthority') next.blockReason = 'invalid_authority';
   return { job: next, applied };
 }
 
@@ -185,6 +188,10 @@ describe('lifecycle: model job under random commands', () => {
     assert.deepEqual(retried, { state: 'queued', attempt: 1, maxAttempts: 2 });
     const released = run(2, ['admit', 'claim', 'release', { kind: 'block', reason: 'stale_config' }]);
     assert.deepEqual(released, { state: 'blocked', attempt: 0, maxAttempts: 2, blockReason: 'stale_config' });
+    const refused = run(1, ['admit', 'claim', 'start', 'refuseAuthority']);
+    assert.deepEqual(refused, { state: 'blocked', attempt: 0, maxAttempts: 1, blockReason: 'invalid_authority' });
+    const readmitted = run(1, ['admit', 'claim', 'refuseAuthority', 'readmit', 'claim', 'start', 'complete']);
+    assert.deepEqual(readmitted, { state: 'succeeded', attempt: 1, maxAttempts: 1 });
     assert.equal(run(5, ['admit', 'claim', 'start', { kind: 'fail', retryable: false }]).state, 'dead');
     assert.equal(run(1, ['admit', 'claim', 'leaseExpire']).state, 'dead');
     assert.equal(run(1, ['admit', 'claim', 'start', 'cancel']).state, 'cancelled');
@@ -200,8 +207,8 @@ describe('lifecycle: structure of the data', () => {
       'awaiting_approval>queued,rejected,cancelled,expired',
       'queued>leased,blocked,cancelled,expired',
       'blocked>queued,cancelled,expired',
-      'leased>running,queued,dead,cancelled,expired',
-      'running>succeeded,failed,queued,dead,cancelled,expired',
+      'leased>running,queued,dead,blocked,cancelled,expired',
+      'running>succeeded,failed,queued,dead,blocked,cancelled,expired',
       'failed>queued,dead',
     ].flatMap((line) => {
       const [from, tos] = line.split('>');

@@ -54,7 +54,7 @@ async function admitOn(db: Queryable, items: NormalizedSubmit[]): Promise<Submit
       throw new Error('submit: an idempotency key kept conflicting but its job could not be read');
     const skipped: number[] = [];
     for (const chunk of chunks(pending, items)) {
-      const ids = chunk.map(() => newJobId());
+      const ids = chunk.map((i) => items[i]!.id ?? newJobId());
       const rows = await run<{ id: string; created_at: number }>(
         db,
         SUBMIT,

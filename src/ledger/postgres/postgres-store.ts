@@ -29,6 +29,7 @@ import {
   type Outcome,
   type PutStepInput,
   type ReapResult,
+  type RefuseInput,
   type Step,
   type SubmitInput,
   type SubmitResult,
@@ -59,6 +60,7 @@ import {
   toJson,
 } from '../validate.js';
 import { admit } from './postgres-admit.js';
+import { readmit, refuseAuthority } from './postgres-authority.js';
 import { PostgresConfigs } from './postgres-configs.js';
 import { PostgresConsumers } from './postgres-consumers.js';
 import { connectionConfig, createPool, redactUrl, run, transaction, withRetry } from './postgres-db.js';
@@ -283,6 +285,16 @@ export class PostgresStore implements Store {
         return transitioned(row);
       },
     );
+  }
+
+  async refuseAuthority(items: RefuseInput[]): Promise<Outcome<Transitioned>[]> {
+    return refuseAuthority(this.pool, items);
+  }
+
+  async readmit(input: { jobId: string; tenant?: string; authority: unknown }): Promise<Job> {
+    const job = await readmit(this.pool, input);
+    this.wake.local([job.queue]);
+    return job;
   }
 
   async confirmCancel(leases: Lease[]): Promise<Outcome<Transitioned>[]> {

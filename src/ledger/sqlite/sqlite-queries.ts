@@ -93,6 +93,21 @@ const SQL = {
       WHERE id = @jobId AND state = 'leased' AND fence = @fence AND lease_expires_at > @now
       RETURNING *`,
 
+  /**
+   * `leased|running -> blocked` (invalid_authority): the owner refuses to run the attempt. The attempt
+   * is given back, the lease ends, the error says why.
+   */
+  refuseAuthority: `UPDATE jobs SET state = 'blocked', reason = 'invalid_authority', attempt = attempt - 1,
+        worker_id = NULL, lease_expires_at = NULL, error_code = 'invalid_authority', error_message = @message,
+        updated_at = @now
+      WHERE id = @jobId AND state IN ('leased', 'running') AND fence = @fence AND lease_expires_at > @now
+      RETURNING *`,
+  /** `blocked (invalid_authority) -> queued` with a new authority record. */
+  readmit: `UPDATE jobs SET state = 'queued', reason = 'readmitted', authority = @authority, error_code = NULL,
+        error_message = NULL, updated_at = @now
+      WHERE id = @jobId AND state = 'blocked' AND reason = 'invalid_authority'
+      RETURNING *`,
+
   /** `leased|running -> cancelled` once the owner has stopped. */
   confirmCancel: `UPDATE jobs SET state = 'cancelled', reason = 'cancel_requested', lease_expires_at = NULL,
         updated_at = @now

@@ -55,6 +55,7 @@ import {
   type Outcome,
   type PutStepInput,
   type ReapResult,
+  type RefuseInput,
   type Step,
   type SubmitInput,
   type SubmitResult,
@@ -73,6 +74,8 @@ import {
   checkJobId,
   checkLeases,
   checkName,
+  checkReadmit,
+  checkRefusals,
   checkStepKey,
   checkWorkerInfo,
   checkWorkerState,
@@ -178,7 +181,7 @@ export class SqliteStore implements Store {
             return { job: rowToJob(existing), created: false };
           }
         }
-        const job = admittedJob(item, newJobId(now), now);
+        const job = admittedJob(item, item.id ?? newJobId(now), now);
         this.q.insertJob.run({
           id: job.id,
           kind: job.kind,
@@ -408,6 +411,56 @@ export class SqliteStore implements Store {
     });
     this.emitWake(queues);
     return outcomes;
+  }
+
+  async refuseAuthority(items: RefuseInput[]): Promise<Outcome<Transitioned>[]> {
+    checkRefusals('refuseAuthority', items);
+    return this.write(() => {
+      const now = Date.now();
+      return items.map((it) => {
+        const before = this.q.leaseState.get(it.jobId) as { state: JobState } | undefined;
+        const row = this.q.refuseAuthority.get({
+          jobId: it.jobId,
+          fence: it.fence,
+          message: it.message,
+          now,
+        }) as JobRow | undefined;
+        if (!row || !before) return this.stale(it, now);
+        assertTransition(before.state, 'blocked', 'authority_refused');
+        this.event(
+          row,
+          'job.blocked',
+          { from: before.state, to: 'blocked', reason: 'invalid_authority', fence: it.fence },
+          now,
+        );
+        return { jobId: it.jobId, ok: true as const, value: transitioned(row) };
+      });
+    });
+  }
+
+  async readmit(input: { jobId: string; tenant?: string; authority: unknown }): Promise<Job> {
+    const r = checkReadmit(input);
+    assertTransition('blocked', 'queued', 'readmitted');
+    const job = await this.write(() => {
+      const now = Date.now();
+      const row = this.q.getJob.get(r.jobId) as JobRow | undefined;
+      if (!row || (r.tenant !== null && row.tenant !== r.tenant)) throw new JobNotFoundError(r.jobId);
+      const updated = this.q.readmit.get({ jobId: r.jobId, authority: r.authorityJson, now }) as
+        | JobRow
+        | undefined;
+      if (!updated) {
+        throw new JobStateConflictError(r.jobId, `${row.state}${row.reason ? ` (${row.reason})` : ''}`, 'readmit');
+      }
+      this.event(
+        updated,
+        'job.queued',
+        { from: 'blocked', to: 'queued', reason: 'readmitted', attempt: updated.attempt },
+        now,
+      );
+      return rowToJob(updated);
+    });
+    this.emitWake(new Set([job.queue]));
+    return job;
   }
 
   async confirmCancel(leases: Lease[]): Promise<Outcome<Transitioned>[]> {
