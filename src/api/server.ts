@@ -90,7 +90,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   registerHealthRoutes(app, { store: options.store, sections: options.health ?? {} });
   registerJobRoutes(app, {
     store: options.store,
-    admission: new Admission(options.store, options.config?.key),
+    admission: new Admission(
+      options.store,
+      options.config && { key: options.config.key, deploymentId: options.config.deploymentId },
+    ),
   });
   registerAdminRoutes(app, { store: options.store });
   if (options.config) registerConfigRoutes(app, { store: options.store, config: options.config });

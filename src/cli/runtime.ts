@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { SYSTEM_TENANT } from '../api/admin-routes.js';
 import type { HealthSection } from '../api/health-routes.js';
 import { buildApi } from '../api/server.js';
+import { Admission } from '../control/admission.js';
 import { authenticate, createApiKey } from '../control/api-keys.js';
 import { fleetStatus } from '../control/config/fleet.js';
 import type { ConfigService } from '../control/config/service.js';
@@ -83,6 +84,25 @@ export interface ControlProcess {
   close(): Promise<void>;
 }
 
+/**
+ * The compensation consumer runs with the control plane: a compensation job is admitted like any
+ * other (validated, signed), so it carries an authority record that workers verify.
+ */
+function startCompensation(store: Store, config: ConfigService, logger: Logger): OutboxConsumer {
+  const admission = new Admission(store, { key: config.key, deploymentId: config.deploymentId });
+  const consumer = new OutboxConsumer({
+    store,
+    name: COMPENSATION_CONSUMER,
+    handle: compensationHandler(store, (tenant, submission) =>
+      admission.admitSystem('compensation', tenant, submission),
+    ),
+    logger: logger.child({ plane: 'events' }),
+    pollMs: 200,
+  });
+  consumer.start();
+  return consumer;
+}
+
 export async function startControl(options: {
   store: Store;
   port: number;
@@ -113,7 +133,15 @@ export async function startControl(options: {
   });
   const address = await app.listen({ port: options.port, host: options.host });
   const url = address.replace('[::1]', '127.0.0.1');
-  return { app, url, close: () => app.close() };
+  const compensation = startCompensation(options.store, options.config, options.logger);
+  return {
+    app,
+    url,
+    async close() {
+      await compensation.stop();
+      await app.close();
+    },
+  };
 }
 
 export interface WorkerProcess {
@@ -122,7 +150,7 @@ export interface WorkerProcess {
   stop(graceMs: number): Promise<void>;
 }
 
-/** A worker and the outbox consumers every worker runs (compensation); all share their cursors. */
+/** A worker process: the worker with its config agent. */
 export async function startWorker(options: {
   store: Store;
   tasks: TaskDefinition[];
@@ -134,6 +162,11 @@ export async function startWorker(options: {
     WorkerOptions,
     'pollIntervalMs' | 'reapIntervalMs' | 'lostAfterMs' | 'livenessIntervalMs' | 'workerId'
   >;
+  /**
+   * Without `config`: the pinned control key that authority records are verified against, or
+   * `'unverified'` (the worker then runs jobs without that check, and says so).
+   */
+  authority?: WorkerOptions['authority'];
   /** Where config comes from, and how it is trusted; without it the worker enforces no config. */
   config?: {
     source: (workerId: () => string) => ConfigSource;
@@ -155,6 +188,7 @@ export async function startWorker(options: {
   const worker = createWorker({
     ...options.tuning,
     ...(agent && { config: agent }),
+    ...(options.authority && { authority: options.authority }),
     ...(options.labels && { labels: options.labels }),
     store: options.store,
     tasks: options.tasks,
@@ -165,19 +199,10 @@ export async function startWorker(options: {
   });
   id = worker.id;
   await worker.start();
-  const compensation = new OutboxConsumer({
-    store: options.store,
-    name: COMPENSATION_CONSUMER,
-    handle: compensationHandler(options.store),
-    logger: options.logger.child({ plane: 'events' }),
-    pollMs: options.tuning?.pollIntervalMs ?? 1000,
-  });
-  compensation.start();
   return {
     worker,
     async stop(graceMs) {
       await worker.stop({ graceMs });
-      await compensation.stop();
     },
   };
 }

@@ -285,7 +285,10 @@ export function registerServerCommands(program: Command): void {
       '--control <url>',
       'the control plane to take config from (needs a worker key in BULKHEAD_API_KEY)',
     )
-    .option('--control-keys <dir>', "a copy of the control plane's control.pub and deployment files (pinned)")
+    .option(
+      '--control-keys <dir>',
+      "a copy of the control plane's control.pub and deployment files (pinned): authority records are verified against them",
+    )
     .option('--config-cache <file>', 'where the last-known-good config snapshot is kept')
     .action(
       async (opts: {
@@ -330,6 +333,20 @@ export function registerServerCommands(program: Command): void {
             'no --control: this worker applies no signed config (fine for a single host; not for production)',
           );
         }
+        // Authority records are verified against the pinned control key: with --control through its
+        // config agent, with --control-keys alone directly; with neither, not at all (said loudly).
+        const authority =
+          config || !opts.controlKeys
+            ? 'unverified'
+            : {
+                publicKeyPem: readPinnedKey(resolve(opts.controlKeys, 'control.pub')),
+                deploymentId: readDeployment(resolve(opts.controlKeys)),
+              };
+        if (!config && !opts.controlKeys) {
+          log.warn(
+            'no --control-keys: authority records are not verified; every admitted or written job runs',
+          );
+        }
         const store = await openStore(storeOption(opts.store));
         const { worker, stop: stopWorker } = await startWorker({
           store,
@@ -344,7 +361,7 @@ export function registerServerCommands(program: Command): void {
             livenessIntervalMs: Math.max(10, Math.floor(opts.lostAfterMs / 5)),
             ...(opts.id && { workerId: opts.id }),
           },
-          ...(config && { config }),
+          ...(config ? { config } : { authority }),
           ...(opts.queues && { queues: opts.queues.split(',').map((q) => q.trim()) }),
         });
         // Signal handlers first, then the ready line: a signal right after it must drain, not kill.

@@ -6,11 +6,14 @@
  */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { JobNotFoundError } from '../ledger/errors.js';
+import { newJobId } from '../ledger/ids.js';
 import type { TaskType } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
-import type { SubmitInput, SubmitResult } from '../ledger/types.js';
+import type { Job, SubmitInput, SubmitResult } from '../ledger/types.js';
 import type { Principal } from './api-keys.js';
-import { signAuthority } from './authority.js';
+import { type AuthorityRecord, inputDigest, signAuthority } from './authority.js';
+import { contractOfRow, needsFreshControl } from './contract.js';
 import { InvalidInputError, UnknownTaskError } from './errors.js';
 import type { SigningKey } from './signing-keys.js';
 
@@ -28,31 +31,38 @@ export interface Submission {
   deadline?: number;
 }
 
+interface CurrentConfig {
+  version: number | null;
+  digest: string | null;
+}
+
 export class Admission {
   private readonly ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: true });
   private readonly validators = new Map<string, { updatedAt: number; validate: ValidateFunction }>();
 
-  /** The current config version, read at most once a second. */
-  private configVersion: { at: number; version: Promise<number | null> } | undefined;
+  /** The current config version and digest, read at most once a second. */
+  private config: { at: number; current: Promise<CurrentConfig> } | undefined;
 
   /** With `signer`, every admitted job carries a signed authority record. */
   constructor(
     private readonly store: Store,
-    private readonly signer?: SigningKey,
+    private readonly signer?: { key: SigningKey; deploymentId: string },
   ) {
     addFormats.default(this.ajv);
   }
 
-  private currentConfigVersion(): Promise<number | null> {
+  private currentConfig(): Promise<CurrentConfig> {
     const now = Date.now();
-    if (!this.configVersion || now - this.configVersion.at > 1000) {
-      const version = this.store.configs.rollout().then(
-        (r) => r.currentVersion,
-        () => null,
-      );
-      this.configVersion = { at: now, version };
+    if (!this.config || now - this.config.at > 1000) {
+      const current = (async (): Promise<CurrentConfig> => {
+        const { currentVersion } = await this.store.configs.rollout();
+        if (currentVersion === null) return { version: null, digest: null };
+        const v = await this.store.configs.get(currentVersion);
+        return { version: currentVersion, digest: v?.digest ?? null };
+      })().catch(() => ({ version: null, digest: null }));
+      this.config = { at: now, current };
     }
-    return this.configVersion.version;
+    return this.config.current;
   }
 
   async submit(principal: Principal, submissions: Submission[]): Promise<SubmitResult[]> {
@@ -100,6 +110,7 @@ export class Admission {
       );
     }
     const out: SubmitInput = {
+      id: newJobId(),
       tenant: principal.tenant,
       task: type.name,
       taskVersion: type.version,
@@ -116,16 +127,96 @@ export class Admission {
     if (s.priority !== undefined) out.priority = s.priority;
     if (s.runAt !== undefined) out.runAt = s.runAt;
     if (s.deadline !== undefined) out.deadline = s.deadline;
-    if (this.signer) {
-      const job = { task: type.name, taskVersion: type.version, input };
-      out.authority = signAuthority(
-        this.signer,
-        principal,
-        s.idempotencyKey === undefined ? job : { ...job, idempotencyKey: s.idempotencyKey },
-        await this.currentConfigVersion(),
+    if (this.signer) out.authority = await this.sign(principal, { ...out, id: out.id ?? newJobId() }, type);
+    return out;
+  }
+
+  /** The signed authority record of a job about to be written (or readmitted). */
+  private async sign(
+    principal: Pick<Principal, 'tenant' | 'keyId' | 'roles'>,
+    job: SubmitInput & { id: string },
+    type: TaskType,
+  ): Promise<AuthorityRecord | undefined> {
+    if (!this.signer) return undefined;
+    const scope = contractOfRow(type);
+    const config = await this.currentConfig();
+    return signAuthority(this.signer.key, {
+      jobId: job.id,
+      deploymentId: this.signer.deploymentId,
+      tenant: job.tenant,
+      principal: principal.keyId,
+      roles: [...principal.roles],
+      task: type.name,
+      taskVersion: type.version,
+      inputDigest: inputDigest(job.input),
+      idempotencyKey: job.idempotencyKey ?? null,
+      configVersion: config.version,
+      configDigest: config.digest,
+      scope,
+      deadline: job.deadline ?? null,
+      freshControl: needsFreshControl(scope),
+      admittedAt: Date.now(),
+      approvals: [],
+    });
+  }
+
+  /**
+   * Readmit a job a worker refused for invalid authority: admission runs again on the job as the
+   * ledger holds it (its task version must still be registered, its input must still validate) and
+   * a new record is signed for it, by `principal` (an admin of the job's tenant or of the system).
+   */
+  async readmit(principal: Principal, jobId: string, options: { tenant?: string } = {}): Promise<Job> {
+    const job = await this.store.get(jobId, options);
+    if (!job) throw new JobNotFoundError(jobId);
+    const type = await this.store.registry.getTaskType(job.task, job.taskVersion);
+    if (!type) {
+      const known = (await this.store.registry.listTaskTypes()).map((t) => `${t.name}@${t.version}`);
+      throw new UnknownTaskError(job.task, job.taskVersion, known);
+    }
+    const validate = this.validator(type);
+    if (!validate(job.input)) {
+      throw new InvalidInputError(
+        job.task,
+        (validate.errors ?? []).map((e) => ({ path: e.instancePath, message: e.message ?? 'is invalid' })),
       );
     }
-    return out;
+    const authority = await this.sign(
+      principal,
+      {
+        id: job.id,
+        tenant: job.tenant,
+        task: job.task,
+        input: job.input,
+        ...(job.idempotencyKey !== undefined && { idempotencyKey: job.idempotencyKey }),
+        ...(job.deadline !== undefined && { deadline: job.deadline }),
+      },
+      {
+        ...type,
+        queue: job.queue,
+        maxAttempts: job.maxAttempts,
+        leaseMs: job.leaseMs,
+        backoff: job.backoff,
+        classification: job.classification,
+      },
+    );
+    return this.store.readmit({ jobId, ...options, authority: authority ?? null });
+  }
+
+  /**
+   * Admit a job the system itself starts (a compensation, later triggers, schedules and children):
+   * the same contract, validation and signing as a submission, by principal `system:<part>` in the
+   * job's tenant.
+   */
+  async admitSystem(
+    part: string,
+    tenant: string,
+    submission: Submission & Pick<SubmitInput, 'kind'>,
+  ): Promise<SubmitResult> {
+    const principal = { tenant, keyId: `system:${part}`, roles: [] };
+    const type = await this.store.registry.getTaskType(submission.task, submission.taskVersion);
+    const input = await this.prepare(principal as unknown as Principal, submission, type, '');
+    if (submission.kind !== undefined) input.kind = submission.kind;
+    return this.store.submit(input);
   }
 
   private validator(type: TaskType): ValidateFunction {

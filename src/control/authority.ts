@@ -1,19 +1,35 @@
 /**
- * The authority record: what admission signs for every job it writes — who asked (tenant, key,
- * roles), for what (task, version, and the SHA-256 of the canonical input, never the input), under
- * which published config version, and when. It is stored on the job and shipped to the evidence
- * plane with the admission entry, so "who authorised this run?" has a signed answer.
+ * The authority record: what admission signs for every job it writes, and what a worker verifies
+ * before every attempt. It binds one job (its id, tenant, task and version, the SHA-256 of its
+ * canonical input) to who asked (principal and roles), under which published config (version and
+ * digest) of which deployment, with which contract (`scope`: the whole task contract, so the
+ * published runtime, egress, timeouts and retries are what runs), until when (`deadline`), and, for
+ * approved work, who approved it. Stored on the job, shipped to evidence with the admission entry.
+ *
+ * `verifyAuthority` is pure: it takes the pinned public key and the job as the ledger holds it, and
+ * names the first thing that does not hold.
  */
-import { hash, sign, verify } from 'node:crypto';
+import { hash, type KeyObject, sign, verify } from 'node:crypto';
 import { canonical } from '../util/canonical-json.js';
-import type { Principal } from './api-keys.js';
+import { parseContract, type TaskContract } from './contract.js';
 import type { SigningKey } from './signing-keys.js';
 
-export const AUTHORITY_TYPE = 'bulkhead.authority.v1';
+export const AUTHORITY_TYPE = 'bulkhead.authority.v2';
+
+/** One approver's decision, as recorded in the authority record that readmits approved work. */
+export interface ApprovalDecision {
+  principal: string;
+  at: number;
+  comment: string | null;
+  configVersion: number | null;
+}
 
 export interface AuthorityClaims {
   type: typeof AUTHORITY_TYPE;
+  jobId: string;
+  deploymentId: string;
   tenant: string;
+  /** The API key id that submitted, or `system:<part>` for work the system started. */
   principal: string;
   roles: string[];
   task: string;
@@ -21,9 +37,19 @@ export interface AuthorityClaims {
   /** `sha256:` + hex of canonical(input). */
   inputDigest: string;
   idempotencyKey: string | null;
-  /** The published config version admission checked against (null before the first publish). */
+  /** The published config version and digest admission checked against (null before the first publish). */
   configVersion: number | null;
+  configDigest: string | null;
+  /** The contract the job runs under. */
+  scope: TaskContract;
+  /** Epoch ms after which the job must not run (the job's deadline), or null. */
+  deadline: number | null;
+  /** Whether it starts only with fresh control contact. */
+  freshControl: boolean;
   admittedAt: number;
+  /** The approvals it was admitted with (empty when none was needed). */
+  approvals: ApprovalDecision[];
+  /** The signing key's id. */
   keyId: string;
 }
 
@@ -32,41 +58,99 @@ export interface AuthorityRecord extends AuthorityClaims {
   signature: string;
 }
 
+export const inputDigest = (input: unknown) => `sha256:${hash('sha256', canonical(input ?? null), 'hex')}`;
+
 export function signAuthority(
   key: SigningKey,
-  principal: Principal,
-  job: { task: string; taskVersion: number; input: unknown; idempotencyKey?: string },
-  configVersion: number | null,
-  admittedAt = Date.now(),
+  claims: Omit<AuthorityClaims, 'type' | 'keyId'>,
 ): AuthorityRecord {
-  const claims: AuthorityClaims = {
-    type: AUTHORITY_TYPE,
-    tenant: principal.tenant,
-    principal: principal.keyId,
-    roles: [...principal.roles],
-    task: job.task,
-    taskVersion: job.taskVersion,
-    inputDigest: `sha256:${hash('sha256', canonical(job.input ?? null), 'hex')}`,
-    idempotencyKey: job.idempotencyKey ?? null,
-    configVersion,
-    admittedAt,
-    keyId: key.keyId,
-  };
-  return {
-    ...claims,
-    signature: sign(null, Buffer.from(canonical(claims)), key.privateKey).toString('base64'),
-  };
+  const full: AuthorityClaims = { type: AUTHORITY_TYPE, ...claims, keyId: key.keyId };
+  return { ...full, signature: sign(null, Buffer.from(canonical(full)), key.privateKey).toString('base64') };
 }
 
-/** Whether `record` is an authority record signed by `key` (and, with `input`, that it covers it). */
-export function verifyAuthority(record: unknown, key: SigningKey['publicKey'], input?: unknown): boolean {
-  if (!record || typeof record !== 'object') return false;
+/** What a worker trusts: the control plane's pinned public key and its deployment. */
+export interface AuthorityTrust {
+  publicKey: KeyObject;
+  keyId: string;
+  deploymentId: string;
+}
+
+/** The job as the ledger holds it: every field the record must agree with. */
+export interface JobFacts {
+  id: string;
+  tenant: string;
+  task: string;
+  taskVersion: number;
+  input: unknown;
+  queue: string;
+  maxAttempts: number;
+  leaseMs: number;
+  backoff: { baseMs: number; maxMs: number };
+  classification: string;
+  deadline?: number;
+  authority?: unknown;
+}
+
+export type AuthorityVerdict = { ok: true; claims: AuthorityClaims } | { ok: false; why: string };
+
+const refuse = (why: string): AuthorityVerdict => ({ ok: false, why });
+
+/**
+ * Whether `job.authority` is a record signed by the trusted key, of this deployment, for exactly
+ * this job: id, tenant, task@version, input, deadline and the contract fields the ledger copied onto
+ * the row (queue, attempts, lease, backoff, classification). The first failing check is named.
+ */
+export function verifyAuthority(job: JobFacts, trust: AuthorityTrust): AuthorityVerdict {
+  const record = job.authority;
+  if (record === undefined || record === null) return refuse('the job has no authority record');
+  if (typeof record !== 'object' || Array.isArray(record))
+    return refuse('the authority record is not an object');
   const { signature, ...claims } = record as AuthorityRecord;
-  if (typeof signature !== 'string' || claims.type !== AUTHORITY_TYPE) return false;
-  try {
-    if (!verify(null, Buffer.from(canonical(claims)), key, Buffer.from(signature, 'base64'))) return false;
-  } catch {
-    return false;
+  if (claims.type !== AUTHORITY_TYPE) {
+    return refuse(`the authority record's type is ${JSON.stringify(claims.type)}, not '${AUTHORITY_TYPE}'`);
   }
-  return input === undefined || claims.inputDigest === `sha256:${hash('sha256', canonical(input), 'hex')}`;
+  if (claims.keyId !== trust.keyId) {
+    return refuse(
+      `the authority record is signed by key ${String(claims.keyId)}, not the pinned ${trust.keyId}`,
+    );
+  }
+  if (typeof signature !== 'string') return refuse('the authority record has no signature');
+  let valid = false;
+  try {
+    valid = verify(null, Buffer.from(canonical(claims)), trust.publicKey, Buffer.from(signature, 'base64'));
+  } catch {
+    valid = false;
+  }
+  if (!valid) return refuse('the authority record signature does not verify (forged or altered)');
+  const c = claims as AuthorityClaims;
+  if (c.deploymentId !== trust.deploymentId) return refuse(`the record is for deployment ${c.deploymentId}`);
+  if (c.jobId !== job.id) return refuse(`the record is for job ${c.jobId}, not ${job.id}`);
+  if (c.tenant !== job.tenant) return refuse(`the record is for tenant ${c.tenant}, not ${job.tenant}`);
+  if (c.task !== job.task || c.taskVersion !== job.taskVersion) {
+    return refuse(`the record is for ${c.task}@${c.taskVersion}, not ${job.task}@${job.taskVersion}`);
+  }
+  if (c.inputDigest !== inputDigest(job.input))
+    return refuse('the job input is not the one the record covers');
+  if ((c.deadline ?? null) !== (job.deadline ?? null))
+    return refuse('the job deadline is not the signed one');
+  let scope: TaskContract;
+  try {
+    scope = parseContract(c.scope, 'authority scope');
+  } catch (err) {
+    return refuse((err as Error).message);
+  }
+  const row = {
+    queue: job.queue,
+    maxAttempts: job.maxAttempts,
+    leaseMs: job.leaseMs,
+    backoff: job.backoff,
+    maxClassification: job.classification,
+  };
+  for (const [k, v] of Object.entries(row)) {
+    const signed = scope[k as keyof typeof row];
+    if (JSON.stringify(signed) !== JSON.stringify(v)) {
+      return refuse(`the job's ${k} ${JSON.stringify(v)} is not the signed ${JSON.stringify(signed)}`);
+    }
+  }
+  return { ok: true, claims: { ...c, scope } };
 }

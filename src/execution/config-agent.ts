@@ -67,6 +67,11 @@ export class ConfigAgent {
     this.publicKey = loadPublicKey(options.publicKeyPem);
   }
 
+  /** The pinned control key and deployment: authority records are verified against them too. */
+  get pin(): { publicKeyPem: string; deploymentId: string } {
+    return { publicKeyPem: this.options.publicKeyPem, deploymentId: this.options.deploymentId };
+  }
+
   /** Load the cached snapshot (if it still verifies), try one fetch, then keep fetching. */
   async start(): Promise<void> {
     this.loadCache();

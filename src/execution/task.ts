@@ -3,9 +3,9 @@
  * its handler gets for one attempt.
  */
 import type { Logger } from 'pino';
-import type { BackoffPolicy, Classification } from '../ledger/types.js';
+import type { TaskContract } from '../control/contract.js';
 
-export type RuntimeName = 'inline' | 'thread' | 'process';
+export type RuntimeName = TaskContract['runtime'];
 
 export interface TaskContext {
   jobId: string;
@@ -29,7 +29,12 @@ export interface TaskContext {
   idempotencyKey(stepKey: string): string;
 }
 
-export interface TaskDefinition<I = unknown, O = unknown> {
+/**
+ * A task as its code defines it. Its contract fields (`TaskContract`: queue, runtime, timeoutMs, …)
+ * are the code's defaults: the contract published in the config, signed into each job's authority
+ * record, is what a worker runs by.
+ */
+export interface TaskDefinition<I = unknown, O = unknown> extends TaskContract {
   readonly kind: 'bulkhead.task';
   name: string;
   version: number;
@@ -43,21 +48,6 @@ export interface TaskDefinition<I = unknown, O = unknown> {
    * some: runs as its own durable, fenced, retried job (kind `compensation`).
    */
   compensate?(input: I, ctx: TaskContext, committedSteps: Record<string, unknown>): unknown;
-  queue: string;
-  runtime: RuntimeName;
-  timeoutMs: number;
-  leaseMs: number;
-  maxAttempts: number;
-  backoff: BackoffPolicy;
-  classification: Classification;
-  /** `none`: the `process` runtime runs it with no network, or the worker refuses it. */
-  egress: 'any' | 'none';
-  /**
-   * `required`: a job starts only while its evidence is being recorded (the evidence store answers
-   * and the shipper keeps up); otherwise it waits `blocked` (evidence_unavailable). `buffered`: it
-   * runs and its evidence ships when it can.
-   */
-  evidence: 'required' | 'buffered';
   /** Heap limit of a `thread` or `process` runner, in MB. */
   memoryLimitMb: number;
   /** How long an aborted handler may take to stop before its thread or process is killed. */

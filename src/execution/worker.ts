@@ -11,9 +11,15 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
+import {
+  CONTRACT_FIELDS,
+  contractDrift,
+  contractOfRow,
+  registryRow,
+  type TaskContract,
+} from '../control/contract.js';
 import type { SnapshotView } from '../control/snapshot-view.js';
 import { StaleLeaseError } from '../ledger/errors.js';
-import type { TaskType } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
 import type {
   AttemptContext,
@@ -30,6 +36,7 @@ import type {
 } from '../ledger/types.js';
 import type { BlockReason } from '../lifecycle/lifecycle.js';
 import { runAttempt } from './attempt.js';
+import { AuthorityGate, type AuthorityPin } from './authority-gate.js';
 import { Batcher } from './batcher.js';
 import type { ConfigAgent } from './config-agent.js';
 import { EvidenceGate } from './evidence-gate.js';
@@ -74,6 +81,12 @@ export interface WorkerOptions {
   /** The config agent: claims follow the applied snapshot (none when it is missing or expired). */
   config?: ConfigAgent;
   /**
+   * How jobs' authority records are verified before every attempt: the control plane's pinned
+   * public key and deployment id. With a `config` agent its pin is used. `'unverified'` runs every
+   * job without a check (a library user with no control plane); it must be said explicitly.
+   */
+  authority?: AuthorityPin | 'unverified';
+  /**
    * Without a config: how many outbox events the evidence shipper may be behind before
    * `evidence: required` work stops starting (a config sets its own). @default 10000
    */
@@ -91,6 +104,8 @@ export interface WorkerHealth {
   inFlight: number;
   completed: number;
   failed: number;
+  /** Attempts refused because the job's authority record did not verify. */
+  refused: number;
   lastStoreError?: string;
   /** `evidence_unavailable`: evidence-required work is held back (see `evidenceReason`). */
   evidence: 'ok' | 'evidence_unavailable';
@@ -120,7 +135,7 @@ export class Worker {
   private state: WorkerHealth['state'] = 'starting';
   private readonly storeErrors = new Map<StoreSource, string>();
   private readonly inFlight = new Map<string, AbortController>();
-  private counts = { completed: 0, failed: 0 };
+  private counts = { completed: 0, failed: 0, refused: 0 };
   private wakeResolve: (() => void) | undefined;
   private timers: NodeJS.Timeout[] = [];
   private loop: Promise<void> | undefined;
@@ -135,6 +150,9 @@ export class Worker {
   private readonly runtimes: Record<RuntimeName, Runtime>;
   /** Tasks this worker refuses to claim (an `egress: 'none'` it cannot enforce), with why. */
   readonly refused = new Map<string, string>();
+  /** Each task's contract as published (or, for a task no config names, as its code declares it). */
+  private readonly contracts = new Map<string, TaskContract>();
+  private readonly authority: AuthorityGate;
 
   readonly starts: Batcher<Lease, Transitioned>;
   readonly heartbeats: Batcher<HeartbeatInput, HeartbeatResult>;
@@ -166,16 +184,13 @@ export class Worker {
       evidenceMaxLag: options.evidenceMaxLag ?? 10_000,
     };
     this.evidenceGate = new EvidenceGate(this.store, { staleMs: options.evidenceStaleMs ?? 10_000 });
-    for (const t of this.tasks.values()) {
-      if (t.egress !== 'none') continue;
-      if (t.runtime !== 'process') {
-        throw new TypeError(
-          `worker: task '${t.name}' has egress 'none', which only the process runtime can enforce (it uses '${t.runtime}')`,
-        );
-      }
-      const check = canEnforceNoEgress();
-      if (!check.enforced) this.refused.set(t.name, `egress 'none' cannot be enforced here: ${check.why}`);
+    const pin = options.authority ?? options.config?.pin;
+    if (pin === undefined) {
+      throw new TypeError(
+        "worker: pass `authority` (the control plane's public key and deployment id) so jobs' authority records are verified, or `authority: 'unverified'` to run jobs without that check",
+      );
     }
+    this.authority = new AuthorityGate(pin);
     const cores = availableParallelism();
     this.runtimes = {
       inline: inlineRuntime,
@@ -208,8 +223,11 @@ export class Worker {
 
   async start(): Promise<void> {
     if (this.state !== 'starting') throw new Error(`worker ${this.id} was already started`);
-    if (this.options.registerTaskTypes !== false) {
-      for (const t of this.tasks.values()) await this.registerTaskType(t);
+    for (const t of this.tasks.values())
+      await this.registerTaskType(t, this.options.registerTaskTypes !== false);
+    this.refuseUnkeepable();
+    if (!this.authority.verifies) {
+      this.log.warn('authority records are not verified (authority: unverified): every job runs by its code');
     }
     await this.store.registerWorker(this.info());
     await this.options.config?.start();
@@ -265,38 +283,49 @@ export class Worker {
 
   /**
    * Publish a task's contract from its code, unless a published config owns it: then the config is
-   * the authority, and a difference between code and contract is reported here, at start, so the
-   * two cannot drift silently.
+   * the authority, the worker follows it, and a difference between code and contract is reported
+   * here, at start, field by field, so the two cannot drift silently.
    */
-  private async registerTaskType(t: TaskDefinition): Promise<void> {
-    const fromCode = {
-      name: t.name,
-      version: t.version,
-      inputSchema: t.inputJsonSchema,
-      queue: t.queue,
-      runtime: t.runtime,
-      timeoutMs: t.timeoutMs,
-      leaseMs: t.leaseMs,
-      maxAttempts: t.maxAttempts,
-      backoff: t.backoff,
-      classification: t.classification,
-      compensable: t.compensate !== undefined,
-      source: this.id,
-    };
+  private async registerTaskType(t: TaskDefinition, register: boolean): Promise<void> {
+    const code = Object.fromEntries(CONTRACT_FIELDS.map((k) => [k, t[k]])) as TaskContract;
     const existing = await this.store.registry.getTaskType(t.name, t.version);
+    const compensable = t.compensate !== undefined;
     if (existing?.source !== 'config') {
-      await this.store.registry.putTaskType(fromCode);
+      this.contracts.set(t.name, existing && !register ? contractOfRow(existing) : code);
+      if (register) {
+        await this.store.registry.putTaskType(
+          registryRow({ ...t, inputSchema: t.inputJsonSchema, contract: code, compensable, source: this.id }),
+        );
+      }
       return;
     }
-    const drift = contractDrift(existing, fromCode);
+    const contract = contractOfRow(existing);
+    this.contracts.set(t.name, contract);
+    const drift = contractDrift(contract, code);
     if (drift.length > 0) {
       this.log.warn(
         { task: `${t.name}@${t.version}`, drift },
-        `task ${t.name}@${t.version}: the code differs from the published contract (${drift.join(', ')}); the contract rules`,
+        `task ${t.name}@${t.version}: the code differs from the published contract (${drift.join('; ')}); this worker follows the contract`,
       );
     }
-    if (existing.compensable !== fromCode.compensable) {
-      await this.store.registry.putTaskType({ ...existing, compensable: fromCode.compensable });
+    if (register && existing.compensable !== compensable) {
+      await this.store.registry.putTaskType({ ...existing, compensable });
+    }
+  }
+
+  /** Refuse the tasks whose contract this worker cannot keep (no-network where it cannot be enforced). */
+  private refuseUnkeepable(): void {
+    for (const [name, c] of this.contracts) {
+      if (c.egress !== 'none') continue;
+      const check =
+        c.runtime === 'process'
+          ? canEnforceNoEgress()
+          : { enforced: false, why: `runtime is '${c.runtime}'` };
+      if (!check.enforced) {
+        const why = `egress 'none' cannot be enforced here: ${check.why}`;
+        this.refused.set(name, why);
+        this.log.warn({ task: name, why }, `refusing task ${name}: ${why}`);
+      }
     }
   }
 
@@ -310,8 +339,12 @@ export class Worker {
       queues: this.queues,
       clearance: this.clearance,
       concurrency: this.concurrency,
-      runtimes: [...new Set([...this.tasks.values()].map((t) => t.runtime))],
-      meta: { protocol: WORKER_PROTOCOL_VERSION },
+      runtimes: [...new Set([...this.contracts.values()].map((c) => c.runtime))],
+      meta: {
+        protocol: WORKER_PROTOCOL_VERSION,
+        authority: this.authority.verifies ? 'verified' : 'unverified',
+        ...(this.refused.size > 0 && { refused: Object.fromEntries(this.refused) }),
+      },
     };
   }
 
@@ -473,7 +506,15 @@ export class Worker {
   }
 
   private launch(job: Job, leaseStart: number): void {
-    const task = this.tasks.get(job.task);
+    const verdict = this.authority.check(job);
+    if (!verdict.ok) {
+      this.refuseAuthority(job, verdict.why);
+      return;
+    }
+    const code = this.tasks.get(job.task);
+    // The contract the job was admitted under is what runs; the code's values are only defaults.
+    const contract = verdict.claims?.scope ?? this.contracts.get(job.task);
+    const task = code && contract ? { ...code, ...contract } : code;
     const ac = new AbortController();
     this.inFlight.set(job.id, ac);
     const runtime = this.runtimes[task?.runtime ?? 'inline'];
@@ -497,6 +538,21 @@ export class Worker {
       })
       .finally(() => {
         this.inFlight.delete(job.id);
+        this.running.delete(p);
+        this.wake();
+      });
+    this.running.add(p);
+  }
+
+  /** Hand back an attempt whose authority record does not verify: the job goes `blocked` (invalid_authority). */
+  private refuseAuthority(job: Job, why: string): void {
+    this.counts.refused++;
+    this.log.error({ jobId: job.id, task: job.task, why }, `refusing job ${job.id}: ${why}`);
+    const p = this.store
+      .refuseAuthority([{ jobId: job.id, fence: job.fence, message: why }])
+      .then(() => this.storeOk('attempt'))
+      .catch((err: unknown) => this.storeDown('attempt', err))
+      .finally(() => {
         this.running.delete(p);
         this.wake();
       });
@@ -533,48 +589,4 @@ export class Worker {
 
 export function createWorker(options: WorkerOptions): Worker {
   return new Worker(options);
-}
-
-/** Which contract fields of a task's code differ from the published contract. */
-export function contractDrift(
-  contract: Omit<TaskType, 'updatedAt' | 'source' | 'compensable'>,
-  code: Omit<TaskType, 'updatedAt' | 'source' | 'compensable'>,
-): string[] {
-  const out: string[] = [];
-  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-  const schemaOf = (s: Record<string, unknown>) => {
-    const { $schema: _ignored, ...rest } = s;
-    return rest;
-  };
-  if (
-    Object.keys(contract.inputSchema).length > 0 &&
-    !same(sortKeys(schemaOf(contract.inputSchema)), sortKeys(schemaOf(code.inputSchema)))
-  ) {
-    out.push('input schema');
-  }
-  for (const k of [
-    'queue',
-    'runtime',
-    'timeoutMs',
-    'leaseMs',
-    'maxAttempts',
-    'backoff',
-    'classification',
-  ] as const) {
-    if (!same(contract[k], code[k]))
-      out.push(`${k} ${JSON.stringify(code[k])} vs ${JSON.stringify(contract[k])}`);
-  }
-  return out;
-}
-
-function sortKeys(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(sortKeys);
-  if (v && typeof v === 'object') {
-    return Object.fromEntries(
-      Object.keys(v)
-        .sort()
-        .map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
-    );
-  }
-  return v;
 }

@@ -54,6 +54,7 @@ export interface TaskTypeParams {
   backoffBaseMs: number;
   backoffMaxMs: number;
   classification: number;
+  contract: string;
   compensable: boolean;
   source: string;
 }
@@ -79,6 +80,7 @@ export function taskTypeParams(t: TaskTypeInput): TaskTypeParams {
     backoffBaseMs: checkInt('taskType.backoff.baseMs', t.backoff.baseMs, 0, LIMITS.maxLeaseMs),
     backoffMaxMs: checkInt('taskType.backoff.maxMs', t.backoff.maxMs, 0, 7 * LIMITS.maxLeaseMs),
     classification: classificationRank(checkClassification('taskType.classification', t.classification)),
+    contract: toJson('taskType.contract', t.contract ?? {}, 64 * 1024),
     compensable: t.compensable === true,
     source: checkName('taskType.source', t.source),
   };
@@ -125,6 +127,7 @@ export interface TaskTypeRow {
   backoff_base_ms: number;
   backoff_max_ms: number | string;
   classification: number;
+  contract: unknown;
   compensable: boolean | number;
   source: string;
   updated_at: number | string;
@@ -142,6 +145,7 @@ export function rowToTaskType(r: TaskTypeRow): TaskType {
     maxAttempts: r.max_attempts,
     backoff: { baseMs: r.backoff_base_ms, maxMs: num(r.backoff_max_ms) },
     classification: CLASSIFICATIONS[r.classification] ?? 'restricted',
+    contract: (parseJson(r.contract) ?? {}) as Record<string, unknown>,
     compensable: r.compensable === true || r.compensable === 1,
     source: r.source,
     updatedAt: num(r.updated_at),

@@ -46,6 +46,11 @@ export interface TaskType {
   maxAttempts: number;
   backoff: { baseMs: number; maxMs: number };
   classification: Classification;
+  /**
+   * The whole contract as the control plane wrote it (effect, egress, evidence mode, approval, …),
+   * opaque to the ledger; `{}` on rows written before contracts were stored.
+   */
+  contract: Record<string, unknown>;
   /** Whether the task defines `compensate`. */
   compensable: boolean;
   /** Who last registered it (a worker id, or `config`). */
@@ -53,7 +58,11 @@ export interface TaskType {
   updatedAt: number;
 }
 
-export type TaskTypeInput = Omit<TaskType, 'updatedAt' | 'compensable'> & { compensable?: boolean };
+export type TaskTypeInput = Omit<TaskType, 'updatedAt' | 'compensable' | 'contract'> & {
+  compensable?: boolean;
+  /** @default {} */
+  contract?: Record<string, unknown>;
+};
 
 export interface Registry {
   /** Create a tenant; `created` is false when it already existed (nothing changed). */

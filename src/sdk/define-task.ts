@@ -4,10 +4,23 @@
  * Schema for admission.
  */
 import { z } from 'zod';
-import type { RuntimeName, TaskContext, TaskDefinition } from '../execution/task.js';
-import type { BackoffPolicy, Classification } from '../ledger/types.js';
+import {
+  CONTRACT_FIELDS,
+  contractProblems,
+  contractSchema,
+  NAME_PATTERN,
+  type TaskContractInput,
+} from '../control/contract.js';
+import type { TaskContext, TaskDefinition } from '../execution/task.js';
 
-export interface TaskOptions<S extends z.ZodType, O> {
+/**
+ * A task's code: its name, input schema and handler, and its contract fields (`TaskContractInput`:
+ * queue, runtime, timeoutMs, leaseMs, maxAttempts, backoff, effect, freshControl, evidence,
+ * approval, maxClassification, egress — every one optional, with the defaults of
+ * `src/control/contract.ts`). They are the contract until a published config names the task; from
+ * then on the config's contract is what runs, and a worker reports the difference at start.
+ */
+export interface TaskOptions<S extends z.ZodType, O> extends TaskContractInput {
   /** Dotted name, e.g. `media.resize`. */
   name: string;
   /** @default 1 */
@@ -19,24 +32,6 @@ export interface TaskOptions<S extends z.ZodType, O> {
    * committed step results by key. Runs as its own durable, fenced, retried job.
    */
   compensate?: (input: z.output<S>, ctx: TaskContext, committedSteps: Record<string, unknown>) => unknown;
-  /** @default 'default' */
-  queue?: string;
-  /** @default 'inline' */
-  runtime?: RuntimeName;
-  /** Per-attempt time limit. @default 60000 */
-  timeoutMs?: number;
-  /** @default 30000 */
-  leaseMs?: number;
-  /** @default 3 */
-  maxAttempts?: number;
-  /** @default { baseMs: 1000, maxMs: 300000 } */
-  backoff?: Partial<BackoffPolicy>;
-  /** @default 'internal' */
-  classification?: Classification;
-  /** `none` runs it without network (process runtime only; refused where it cannot be enforced). @default 'any' */
-  egress?: 'any' | 'none';
-  /** @default 'buffered' */
-  evidence?: 'required' | 'buffered';
   /** Heap limit of a thread or process runner, MB. @default 512 */
   memoryLimitMb?: number;
   /** Time an aborted handler gets to stop before its thread or process is killed. @default 5000 */
@@ -48,7 +43,7 @@ export interface TaskOptions<S extends z.ZodType, O> {
 export function defineTask<S extends z.ZodType, O>(
   options: TaskOptions<S, O>,
 ): TaskDefinition<z.output<S>, O> {
-  if (typeof options.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/.test(options.name)) {
+  if (typeof options.name !== 'string' || options.name.length > 200 || !NAME_PATTERN.test(options.name)) {
     throw new TypeError(
       `defineTask: name must be a task name like 'media.resize', got ${JSON.stringify(options.name)}`,
     );
@@ -58,6 +53,17 @@ export function defineTask<S extends z.ZodType, O>(
   }
   if (typeof options.run !== 'function')
     throw new TypeError(`defineTask(${options.name}): run must be a function`);
+  const fields: Record<string, unknown> = {};
+  for (const k of CONTRACT_FIELDS) if (options[k] !== undefined) fields[k] = options[k];
+  const parsed = contractSchema.safeParse(fields);
+  const problems = parsed.success ? contractProblems(parsed.data, '') : [];
+  if (!parsed.success || problems.length > 0) {
+    const text = parsed.success
+      ? problems.map((p) => `${p.path}: ${p.message}`)
+      : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new TypeError(`defineTask(${options.name}): ${text.join('; ')}`);
+  }
+  const contract = parsed.data;
   const schema = options.input;
   const inputJsonSchema = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<
     string,
@@ -78,15 +84,7 @@ export function defineTask<S extends z.ZodType, O>(
     },
     run: options.run,
     ...(options.compensate && { compensate: options.compensate }),
-    queue: options.queue ?? 'default',
-    runtime: options.runtime ?? 'inline',
-    timeoutMs: options.timeoutMs ?? 60_000,
-    leaseMs: options.leaseMs ?? 30_000,
-    maxAttempts: options.maxAttempts ?? 3,
-    backoff: { baseMs: options.backoff?.baseMs ?? 1000, maxMs: options.backoff?.maxMs ?? 300_000 },
-    classification: options.classification ?? 'internal',
-    egress: options.egress ?? 'any',
-    evidence: options.evidence ?? 'buffered',
+    ...contract,
     memoryLimitMb: options.memoryLimitMb ?? 512,
     killGraceMs: options.killGraceMs ?? 5000,
     ...(options.module !== undefined && { module: options.module }),

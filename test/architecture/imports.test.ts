@@ -41,7 +41,7 @@ const RULES: readonly Rule[] = [
   },
   {
     id: 'execution-uses-clients-and-snapshot-types',
-    text: 'src/execution imports lifecycle, ledger, data, evidence, util and, of control, only snapshot*.ts and control/types',
+    text: 'src/execution imports lifecycle, ledger, data, evidence, util and, of control, only the signed formats it verifies (snapshot*.ts, authority.ts, contract.ts) and control/types',
     importers: ['src/execution/**'],
     allow: [
       'src/execution/**',
@@ -51,6 +51,8 @@ const RULES: readonly Rule[] = [
       'src/evidence/**',
       UTIL,
       'src/control/**/snapshot*.ts',
+      'src/control/authority.ts',
+      'src/control/contract.ts',
       'src/control/types/**',
     ],
   },

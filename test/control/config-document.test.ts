@@ -10,12 +10,12 @@ import fc from 'fast-check';
 import {
   type ConfigDocument,
   type ConfigProblem,
-  needsFreshControl,
   type ParseResult,
   parseConfig,
   type TaskTypeConfig,
   validateConfig,
 } from '../../src/control/config/document.js';
+import { needsFreshControl } from '../../src/control/contract.js';
 
 function okDoc(r: ParseResult): ConfigDocument {
   if (!r.ok) assert.fail(`expected a valid document, got problems: ${JSON.stringify(r.problems)}`);

@@ -17,6 +17,7 @@ import { openStore } from '../../src/ledger/open.js';
 import type { Store } from '../../src/ledger/store.js';
 import type { Job, OutboxEvent } from '../../src/ledger/types.js';
 import { closedPort, json, type Proc, runCli, serverEnv, show, spawnCli, stopAll } from '../e2e/procs.js';
+import { signedAdmission } from '../helpers/admit.js';
 import { sleep, tempDir } from '../helpers/backends.js';
 import { createPgDatabase, pgAdminUrl } from '../helpers/pg-scratch.js';
 
@@ -129,8 +130,8 @@ for (const kind of KINDS) {
     };
     const submit = async (task: string, n: number, ms: (i: number) => number): Promise<string[]> => {
       assert.ok(store);
-      const inputs = Array.from({ length: n }, (_, i) => ({ tenant: 'default', task, input: { ms: ms(i) } }));
-      return (await store.submitMany(inputs)).map((r) => r.job.id);
+      const inputs = Array.from({ length: n }, (_, i) => ({ task, input: { ms: ms(i) } }));
+      return (await signedAdmission(store, keysDir)('default', inputs)).map((r) => r.job.id);
     };
 
     it('init, control, a published config, a worker key, and a worker that ACKs the config', async () => {

@@ -536,11 +536,24 @@ for (const backend of backends()) {
       const admission = stepsTrail[0];
       const authority = value(admission, 'authority') as Record<string, unknown>;
       assert.ok(authority, `the admission entry has an authority field: ${show(stepsTrail.slice(0, 1))}`);
-      assert.equal(verifyAuthority(authority, fx.publicKey, input), true, 'the authority record verifies');
-      assert.equal(verifyAuthority(authority, fx.publicKey, { n: 21 }), false, 'not for another input');
-      assert.equal(verifyAuthority(authority, testSigner().publicKey, input), false, 'not with another key');
+      const held = await fx.store.get(stepsJob.id);
+      assert.ok(held);
+      const trust = {
+        publicKey: fx.publicKey,
+        keyId: String(authority.keyId),
+        deploymentId: String(authority.deploymentId),
+      };
+      const facts = { ...held, authority };
+      assert.equal(verifyAuthority(facts, trust).ok, true, 'the authority record verifies');
+      assert.equal(verifyAuthority({ ...facts, input: { n: 21 } }, trust).ok, false, 'not for another input');
+      const other = testSigner();
       assert.equal(
-        verifyAuthority({ ...authority, tenant: 'globex' }, fx.publicKey, input),
+        verifyAuthority(facts, { ...trust, publicKey: other.publicKey }).ok,
+        false,
+        'not with another key',
+      );
+      assert.equal(
+        verifyAuthority({ ...facts, authority: { ...authority, tenant: 'globex' } }, trust).ok,
         false,
         'not when a claim is changed',
       );

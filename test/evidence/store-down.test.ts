@@ -425,6 +425,7 @@ async function scenario(t: TestContext, outage: Outage): Promise<void> {
       reapIntervalMs: 200,
       livenessIntervalMs: 200,
       evidenceStaleMs: STALE_MS,
+      authority: 'unverified',
     });
     await worker.start();
     const warm = await submitBoth(3, 0);

@@ -51,6 +51,7 @@ export async function startWorker(
     pollIntervalMs: 50,
     reapIntervalMs: 100,
     livenessIntervalMs: 200,
+    authority: 'unverified',
     ...options,
   });
   await worker.start();
@@ -73,7 +74,7 @@ export async function submit(
     maxAttempts: def.maxAttempts,
     backoff: def.backoff,
     leaseMs: def.leaseMs,
-    classification: def.classification,
+    classification: def.maxClassification,
     ...extra,
   });
   return job;

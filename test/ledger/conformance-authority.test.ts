@@ -57,7 +57,11 @@ for (const backend of backends()) {
       assert.equal(blocked?.leaseExpiresAt, undefined);
       assert.deepEqual(blocked?.error, { code: 'invalid_authority', message: 'signature does not verify' });
       // The holder can commit nothing more, and nothing claims a blocked job.
-      assertStale((await t.store.complete([{ jobId: job.id, fence: running.fence }]))[0], job.id, running.fence);
+      assertStale(
+        (await t.store.complete([{ jobId: job.id, fence: running.fence }]))[0],
+        job.id,
+        running.fence,
+      );
       assert.deepEqual(await t.store.claim({ workerId: worker, queues: [job.queue], limit: 5 }), []);
       const last = (await eventsFor(t.store, job.id)).pop();
       assert.equal(last?.type, 'job.blocked');
@@ -80,7 +84,9 @@ for (const backend of backends()) {
         leased.fence + 1,
       );
       assert.deepEqual(await counts(t.store), before);
-      const [ok] = await t.store.refuseAuthority([{ jobId: job.id, fence: leased.fence, message: 'no record' }]);
+      const [ok] = await t.store.refuseAuthority([
+        { jobId: job.id, fence: leased.fence, message: 'no record' },
+      ]);
       assert.equal(okValue(ok).state, 'blocked');
       const last = (await eventsFor(t.store, job.id)).pop();
       assert.equal(last?.data.from, 'leased');
@@ -124,7 +130,11 @@ for (const backend of backends()) {
         'job_state_conflict',
       );
       assert.match(err2.message, /evidence_unavailable/);
-      await rejectsWith(t.store.readmit({ jobId: newJobId(), authority: {} }), JobNotFoundError, 'job_not_found');
+      await rejectsWith(
+        t.store.readmit({ jobId: newJobId(), authority: {} }),
+        JobNotFoundError,
+        'job_not_found',
+      );
       await rejectsInvalid(t.store.refuseAuthority([{ jobId: queued.id, fence: 1, message: '' }]), 'message');
     });
   });

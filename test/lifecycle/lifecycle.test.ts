@@ -189,7 +189,12 @@ describe('lifecycle: model job under random commands', () => {
     const released = run(2, ['admit', 'claim', 'release', { kind: 'block', reason: 'stale_config' }]);
     assert.deepEqual(released, { state: 'blocked', attempt: 0, maxAttempts: 2, blockReason: 'stale_config' });
     const refused = run(1, ['admit', 'claim', 'start', 'refuseAuthority']);
-    assert.deepEqual(refused, { state: 'blocked', attempt: 0, maxAttempts: 1, blockReason: 'invalid_authority' });
+    assert.deepEqual(refused, {
+      state: 'blocked',
+      attempt: 0,
+      maxAttempts: 1,
+      blockReason: 'invalid_authority',
+    });
     const readmitted = run(1, ['admit', 'claim', 'refuseAuthority', 'readmit', 'claim', 'start', 'complete']);
     assert.deepEqual(readmitted, { state: 'succeeded', attempt: 1, maxAttempts: 1 });
     assert.equal(run(5, ['admit', 'claim', 'start', { kind: 'fail', retryable: false }]).state, 'dead');

@@ -5,50 +5,26 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { CLASSIFICATION_NAMES, contractProblems, contractShape, nameSchema } from '../contract.js';
 
-const name = z
-  .string()
-  .min(1)
-  .max(200)
-  .regex(
-    /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/,
-    'must be letters, digits and . _ : / - (starting with a letter or digit)',
-  );
+const name = nameSchema;
 const pattern = z
   .string()
   .min(1)
   .max(200)
   .regex(/^(\*|[A-Za-z0-9][A-Za-z0-9._:/-]*\*?)$/, "must be a name, a prefix ending in '*', or '*'");
 const ms = (max: number) => z.number().int().min(1).max(max);
-const classification = z.enum(['public', 'internal', 'confidential', 'restricted']);
+const classification = z.enum(CLASSIFICATION_NAMES);
 const role = z.enum(['admin', 'operator', 'submitter', 'approver', 'auditor', 'worker']);
 
+/** A task type: its name, version and input schema, and its contract (`src/control/contract.ts`). */
 export const taskTypeSchema = z
   .object({
     name,
     version: z.number().int().min(1).max(1_000_000).default(1),
     /** JSON Schema of the input; `config publish --tasks MODULE` fills it from the task code. */
     input: z.record(z.string(), z.unknown()).optional(),
-    queue: name.default('default'),
-    runtime: z.enum(['inline', 'thread', 'process']).default('inline'),
-    timeoutMs: ms(7 * 86_400_000).default(60_000),
-    leaseMs: z.number().int().min(10).max(86_400_000).default(30_000),
-    maxAttempts: z.number().int().min(1).max(1000).default(3),
-    backoff: z
-      .object({
-        baseMs: z.number().int().min(0).max(86_400_000),
-        maxMs: z.number().int().min(0).max(604_800_000),
-      })
-      .strict()
-      .refine((b) => b.maxMs >= b.baseMs, { message: 'maxMs must be >= baseMs', path: ['maxMs'] })
-      .default({ baseMs: 1000, maxMs: 300_000 }),
-    effect: z.enum(['read', 'write', 'destructive']).default('write'),
-    /** Needs a control contact inside the freshness window to start. @default effect === 'destructive' */
-    freshControl: z.boolean().optional(),
-    evidence: z.enum(['required', 'buffered']).default('buffered'),
-    approval: z.boolean().default(false),
-    maxClassification: classification.default('internal'),
-    egress: z.enum(['any', 'none']).default('any'),
+    ...contractShape,
   })
   .strict();
 
@@ -161,12 +137,7 @@ function crossChecks(value: unknown): ConfigProblem[] {
     const key = `${t.name}@${typeof t.version === 'number' ? t.version : 1}`;
     if (seen.has(key)) out.push({ path: `taskTypes[${i}]`, message: `${key} is defined twice` });
     seen.add(key);
-    if (t.egress === 'none' && (t.runtime ?? 'inline') !== 'process') {
-      out.push({
-        path: `taskTypes[${i}].egress`,
-        message: `egress 'none' needs runtime 'process' (it is '${String(t.runtime ?? 'inline')}')`,
-      });
-    }
+    out.push(...contractProblems({ egress: t.egress, runtime: t.runtime } as never, `taskTypes[${i}].`));
   });
   const tenants = new Set<string>();
   entries('tenants').forEach((t, i) => {
@@ -212,9 +183,4 @@ export function parseConfig(text: string): ParseResult {
     };
   }
   return validateConfig(value ?? {});
-}
-
-/** Whether a task type needs fresh control contact to start. */
-export function needsFreshControl(t: TaskTypeConfig): boolean {
-  return t.freshControl ?? t.effect === 'destructive';
 }

@@ -100,7 +100,11 @@ export function readmit(
       if (!row || (r.tenant !== null && row.tenant !== r.tenant)) throw new JobNotFoundError(r.jobId);
       const [moved] = await run<JobRow>(client, READMIT, [r.jobId, r.authorityJson]);
       if (!moved) {
-        throw new JobStateConflictError(r.jobId, `${row.state}${row.reason ? ` (${row.reason})` : ''}`, 'readmit');
+        throw new JobStateConflictError(
+          r.jobId,
+          `${row.state}${row.reason ? ` (${row.reason})` : ''}`,
+          'readmit',
+        );
       }
       return rowToJob(moved);
     }),

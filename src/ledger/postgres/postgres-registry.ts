@@ -51,13 +51,13 @@ const Q = {
   putTaskType: {
     name: 'bulkhead_put_task_type',
     text: `INSERT INTO bulkhead.task_types (name, version, input_schema, queue, runtime, timeout_ms, lease_ms,
-             max_attempts, backoff_base_ms, backoff_max_ms, classification, source, compensable, updated_at)
-           VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, ${NOW_MS})
+             max_attempts, backoff_base_ms, backoff_max_ms, classification, source, compensable, contract, updated_at)
+           VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, ${NOW_MS})
            ON CONFLICT (name, version) DO UPDATE SET input_schema = excluded.input_schema, queue = excluded.queue,
              runtime = excluded.runtime, timeout_ms = excluded.timeout_ms, lease_ms = excluded.lease_ms,
              max_attempts = excluded.max_attempts, backoff_base_ms = excluded.backoff_base_ms,
              backoff_max_ms = excluded.backoff_max_ms, classification = excluded.classification,
-             compensable = excluded.compensable, source = excluded.source, updated_at = excluded.updated_at
+             contract = excluded.contract, compensable = excluded.compensable, source = excluded.source, updated_at = excluded.updated_at
            RETURNING *`,
   },
   getTaskType: {
@@ -152,6 +152,7 @@ export class PostgresRegistry implements Registry {
       p.classification,
       p.source,
       p.compensable,
+      p.contract,
     ]);
     return rowToTaskType(row!);
   }

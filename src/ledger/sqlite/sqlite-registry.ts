@@ -35,14 +35,14 @@ export class SqliteRegistry implements Registry {
       listTenantKeys: p('SELECT * FROM api_keys WHERE tenant = ? ORDER BY created_at, id'),
       putTaskType:
         p(`INSERT INTO task_types (name, version, input_schema, queue, runtime, timeout_ms, lease_ms,
-          max_attempts, backoff_base_ms, backoff_max_ms, classification, compensable, source, updated_at)
+          max_attempts, backoff_base_ms, backoff_max_ms, classification, contract, compensable, source, updated_at)
         VALUES (@name, @version, @inputSchema, @queue, @runtime, @timeoutMs, @leaseMs, @maxAttempts, @backoffBaseMs,
-          @backoffMaxMs, @classification, @compensable, @source, @now)
+          @backoffMaxMs, @classification, @contract, @compensable, @source, @now)
         ON CONFLICT (name, version) DO UPDATE SET input_schema = excluded.input_schema, queue = excluded.queue,
           runtime = excluded.runtime, timeout_ms = excluded.timeout_ms, lease_ms = excluded.lease_ms,
           max_attempts = excluded.max_attempts, backoff_base_ms = excluded.backoff_base_ms,
           backoff_max_ms = excluded.backoff_max_ms, classification = excluded.classification,
-          compensable = excluded.compensable, source = excluded.source, updated_at = excluded.updated_at
+          contract = excluded.contract, compensable = excluded.compensable, source = excluded.source, updated_at = excluded.updated_at
         RETURNING *`),
       getTaskType: p('SELECT * FROM task_types WHERE name = ? AND version = ?'),
       latestTaskType: p('SELECT * FROM task_types WHERE name = ? ORDER BY version DESC LIMIT 1'),

@@ -449,7 +449,11 @@ export class SqliteStore implements Store {
         | JobRow
         | undefined;
       if (!updated) {
-        throw new JobStateConflictError(r.jobId, `${row.state}${row.reason ? ` (${row.reason})` : ''}`, 'readmit');
+        throw new JobStateConflictError(
+          r.jobId,
+          `${row.state}${row.reason ? ` (${row.reason})` : ''}`,
+          'readmit',
+        );
       }
       this.event(
         updated,

@@ -1,0 +1,5 @@
+-- Bulkhead ledger, SQLite dialect, version 6: the whole task contract on its registry row (effect,
+-- egress, evidence mode, approval, freshControl beside the typed columns), as JSON. Rows written
+-- before it hold '{}': readers fill the defaults.
+
+ALTER TABLE task_types ADD COLUMN contract TEXT NOT NULL DEFAULT '{}';
