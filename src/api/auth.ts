@@ -57,6 +57,7 @@ export const ROLE_SETS = {
   read: ['admin', 'operator', 'submitter', 'approver', 'auditor'],
   submit: ['admin', 'operator', 'submitter'],
   operate: ['admin', 'operator', 'submitter'],
+  approve: ['admin', 'approver'],
   admin: ['admin'],
   any: ['admin', 'operator', 'submitter', 'approver', 'auditor', 'worker'],
 } as const satisfies Record<string, readonly Role[]>;

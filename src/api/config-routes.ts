@@ -397,6 +397,9 @@ export function registerConfigRoutes(
           clearance: w.clearance,
           concurrency: w.concurrency,
           lastSeenAt: iso(w.lastSeenAt),
+          // Whether it verifies authority records, and the task types it refuses (a contract it cannot keep).
+          authority: w.meta?.authority ?? 'unknown',
+          refused: w.meta?.refused ?? {},
           config: {
             ...w.config,
             ...(w.config.reportedAt !== undefined && { ageMs: now - w.config.reportedAt }),

@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Admission, Submission } from '../control/admission.js';
+import type { Approvals } from '../control/approvals.js';
 import type { Store } from '../ledger/store.js';
 import type { Job } from '../ledger/types.js';
 import { isTerminal, JOB_STATES, type JobState } from '../lifecycle/lifecycle.js';
@@ -48,8 +49,11 @@ function toSubmission(body: SubmissionBody, where: string): Submission {
 
 export const MAX_WAIT_MS = 60_000;
 
-export function registerJobRoutes(app: FastifyInstance, deps: { store: Store; admission: Admission }): void {
-  const { store, admission } = deps;
+export function registerJobRoutes(
+  app: FastifyInstance,
+  deps: { store: Store; admission: Admission; approvals?: Approvals },
+): void {
+  const { store, admission, approvals } = deps;
 
   const getOwn = async (id: string, tenant: string): Promise<Job> => {
     const job = await store.get(id, { tenant });
@@ -285,4 +289,65 @@ export function registerJobRoutes(app: FastifyInstance, deps: { store: Store; ad
       return reply.code(result.created ? 201 : 200).send(toJobResource(result.job));
     },
   );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/jobs/:id/readmit',
+    {
+      config: { roles: ROLE_SETS.admin },
+      schema: {
+        tags: ['jobs'],
+        summary:
+          'Readmit a job blocked for invalid_authority: admission runs again on it and signs a new authority record',
+        description:
+          "Only an admin of the job's tenant. The task version must still be registered and the input must still validate; the job goes back to queued (reason readmitted). Any other job is a 409.",
+        params: idParams,
+        response: { 200: { $ref: 'Job#' }, ...problems },
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      return toJobResource(
+        await admission.readmit(principal, request.params.id, { tenant: principal.tenant }),
+      );
+    },
+  );
+
+  for (const decision of ['approve', 'reject'] as const) {
+    app.post<{ Params: { id: string }; Body: { comment?: string } | undefined }>(
+      `/v1/jobs/:id/${decision}`,
+      {
+        config: { roles: ROLE_SETS.approve },
+        schema: {
+          tags: ['jobs'],
+          summary:
+            decision === 'approve'
+              ? 'Approve a job awaiting approval (it runs once it has the approvals its contract asks for)'
+              : 'Reject a job awaiting approval (it ends rejected)',
+          description:
+            "An approver or admin of the job's tenant, never the key that submitted it, once per job. The decision is signed into the job's authority record and recorded in evidence.",
+          params: idParams,
+          body: {
+            type: ['object', 'null'],
+            additionalProperties: false,
+            properties: { comment: { type: 'string', minLength: 1, maxLength: 2000 } },
+          },
+          response: { 200: { $ref: 'Job#' }, ...problems },
+        },
+      },
+      async (request) => {
+        if (!approvals)
+          throw new HttpProblem(
+            503,
+            'approvals_unavailable',
+            'this server has no signing key: approvals need the control plane',
+          );
+        const comment = request.body?.comment;
+        const job = await approvals.decide(principalOf(request), request.params.id, {
+          decision,
+          ...(comment !== undefined && { comment }),
+        });
+        return toJobResource(job);
+      },
+    );
+  }
 }

@@ -29,6 +29,9 @@ const CODE_STATUS: Record<string, number> = {
   read_only: 409,
   invalid_input: 400,
   forbidden: 403,
+  policy_denied: 403,
+  tenant_not_admitted: 403,
+  approval_refused: 403,
   invalid_argument: 400,
   job_not_found: 404,
   tenant_not_found: 404,
@@ -92,6 +95,7 @@ export function toProblem(err: unknown): { problem: HttpProblem; unexpected: boo
     if ('errors' in err && Array.isArray(err.errors)) extra.errors = err.errors;
     if ('known' in err && Array.isArray(err.known)) extra.known = err.known;
     if ('problems' in err && Array.isArray(err.problems)) extra.errors = err.problems;
+    if ('policy' in err && (typeof err.policy === 'number' || err.policy === null)) extra.policy = err.policy;
     return { problem: new HttpProblem(status, err.code, err.message, extra), unexpected: status >= 500 };
   }
   const fe = err as FastifyError & {

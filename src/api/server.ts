@@ -7,6 +7,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import { type Logger, pino } from 'pino';
 import { Admission } from '../control/admission.js';
+import { Approvals } from '../control/approvals.js';
 import type { ConfigService } from '../control/config/service.js';
 import type { EvidenceService } from '../evidence/service.js';
 import type { Store } from '../ledger/store.js';
@@ -88,12 +89,11 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
 
   registerAuth(app, options.store.registry);
   registerHealthRoutes(app, { store: options.store, sections: options.health ?? {} });
+  const signer = options.config && { key: options.config.key, deploymentId: options.config.deploymentId };
   registerJobRoutes(app, {
     store: options.store,
-    admission: new Admission(
-      options.store,
-      options.config && { key: options.config.key, deploymentId: options.config.deploymentId },
-    ),
+    admission: new Admission(options.store, signer),
+    ...(signer && { approvals: new Approvals(options.store, signer) }),
   });
   registerAdminRoutes(app, { store: options.store });
   if (options.config) registerConfigRoutes(app, { store: options.store, config: options.config });

@@ -153,13 +153,19 @@ export function registerClientCommands(program: Command): void {
     .command('ls')
     .description("list the tenant's jobs, newest first")
     .option('--state <list>', 'comma-separated states')
+    .option('--awaiting-approval', 'only jobs awaiting approval (same as --state awaiting_approval)')
     .option('--task <name>')
     .option('--limit <n>', 'page size', intOption('--limit', 1, 500), 20)
     .option('--cursor <cursor>', 'the next page (printed after a full page)')
     .option('--json', 'machine-readable output')
     .action(async function (this: Command, opts) {
       const page = await client(this).list({
-        ...(opts.state && { state: String(opts.state).split(',') }),
+        ...((opts.state || opts.awaitingApproval) && {
+          state: [
+            ...(opts.state ? String(opts.state).split(',') : []),
+            ...(opts.awaitingApproval ? ['awaiting_approval'] : []),
+          ],
+        }),
         ...(opts.task && { task: opts.task }),
         ...(opts.cursor && { cursor: opts.cursor }),
         limit: opts.limit,
@@ -191,18 +197,38 @@ export function registerClientCommands(program: Command): void {
       else printJob(job);
       process.exitCode = jobExit(job);
     });
-  for (const action of ['cancel', 'retry'] as const) {
+  for (const decision of ['approve', 'reject'] as const) {
+    jobs
+      .command(`${decision} <id>`)
+      .description(
+        decision === 'approve'
+          ? 'approve a job awaiting approval (approver or admin of its tenant, not its submitter)'
+          : 'reject a job awaiting approval (it ends rejected)',
+      )
+      .option('--comment <text>', 'why (kept in the authority record and the evidence)')
+      .option('--json', 'machine-readable output')
+      .action(async function (this: Command, id: string, opts: { comment?: string; json?: boolean }) {
+        const job = await client(this)[decision](
+          id,
+          opts.comment === undefined ? {} : { comment: opts.comment },
+        );
+        if (opts.json) printJson(job);
+        else printJob(job);
+      });
+  }
+  const actions = {
+    cancel: 'cancel a job (a running one is asked to stop)',
+    retry: 'run a dead, cancelled or expired job again',
+    readmit: 'readmit a job blocked for invalid_authority: admission signs a new authority record (admin)',
+  } as const;
+  for (const [action, description] of Object.entries(actions) as [keyof typeof actions, string][]) {
     jobs
       .command(`${action} <id>`)
-      .description(
-        action === 'cancel'
-          ? 'cancel a job (a running one is asked to stop)'
-          : 'run a dead, cancelled or expired job again',
-      )
+      .description(description)
       .option('--json', 'machine-readable output')
       .action(async function (this: Command, id: string, opts) {
         const c = client(this);
-        const job = action === 'cancel' ? await c.cancel(id) : await c.retry(id);
+        const job = await c[action](id);
         if (opts.json) printJson(job);
         else printJob(job);
       });

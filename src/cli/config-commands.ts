@@ -210,7 +210,7 @@ export function registerConfigCommands(program: Command): void {
       const r = await client(this).workers();
       if (opts.json) return printJson(r);
       printTable(
-        ['id', 'state', 'labels', 'config', 'status', 'nack', 'age s'],
+        ['id', 'state', 'labels', 'config', 'status', 'nack', 'age s', 'authority', 'refuses'],
         r.workers.map((w) => {
           const c = (w.config ?? {}) as Record<string, unknown>;
           return [
@@ -221,6 +221,10 @@ export function registerConfigCommands(program: Command): void {
             c.status,
             c.nackVersion === undefined ? '' : `${c.nackVersion}: ${String(c.nackReason)}`,
             c.ageMs === undefined ? '' : Math.round(Number(c.ageMs) / 1000),
+            w.authority,
+            Object.entries((w.refused ?? {}) as Record<string, string>)
+              .map(([task, why]) => `${task} (${why})`)
+              .join('; '),
           ];
         }),
       );

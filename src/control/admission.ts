@@ -13,8 +13,10 @@ import type { Store } from '../ledger/store.js';
 import type { Job, SubmitInput, SubmitResult } from '../ledger/types.js';
 import type { Principal } from './api-keys.js';
 import { type AuthorityRecord, inputDigest, signAuthority } from './authority.js';
+import type { ConfigDocument } from './config/document.js';
 import { contractOfRow, needsFreshControl } from './contract.js';
 import { InvalidInputError, UnknownTaskError } from './errors.js';
+import { decideSubmission, type SubmitRules } from './policy.js';
 import type { SigningKey } from './signing-keys.js';
 
 export interface Submission {
@@ -34,7 +36,11 @@ export interface Submission {
 interface CurrentConfig {
   version: number | null;
   digest: string | null;
+  /** The tenants and policies the current config enforces at admission. */
+  rules: SubmitRules;
 }
+
+const NO_RULES: SubmitRules = { tenants: [], policies: [] };
 
 export class Admission {
   private readonly ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: true });
@@ -56,10 +62,23 @@ export class Admission {
     if (!this.config || now - this.config.at > 1000) {
       const current = (async (): Promise<CurrentConfig> => {
         const { currentVersion } = await this.store.configs.rollout();
-        if (currentVersion === null) return { version: null, digest: null };
+        if (currentVersion === null) return { version: null, digest: null, rules: NO_RULES };
         const v = await this.store.configs.get(currentVersion);
-        return { version: currentVersion, digest: v?.digest ?? null };
-      })().catch(() => ({ version: null, digest: null }));
+        if (!v) return { version: currentVersion, digest: null, rules: NO_RULES };
+        const doc = JSON.parse(v.documentJson) as Partial<ConfigDocument>;
+        return {
+          version: currentVersion,
+          digest: v.digest,
+          rules: {
+            tenants: (doc.tenants ?? []).map((t) => t.name),
+            policies: doc.policies ?? [],
+          },
+        };
+      })();
+      // A failed read is not cached: the next submission asks again.
+      current.catch(() => {
+        this.config = undefined;
+      });
       this.config = { at: now, current };
     }
     return this.config.current;
@@ -78,26 +97,36 @@ export class Admission {
       }
       return t;
     };
+    const config = await this.currentConfig();
     for (const [i, s] of submissions.entries()) {
       const type = await typeOf(s.task, s.taskVersion);
-      inputs.push(await this.prepare(principal, s, type, submissions.length > 1 ? `/jobs/${i}/input` : ''));
+      const where = submissions.length > 1 ? `/jobs/${i}/input` : '';
+      inputs.push(await this.prepare(principal, s, type, where, config));
     }
     return inputs.length === 1
       ? [await this.store.submit(inputs[0] as SubmitInput)]
       : this.store.submitMany(inputs);
   }
 
-  /** `where` prefixes the paths of input errors (the item of a batch). */
+  /**
+   * A submission checked (task registered, policy, input schema) and made a job with its contract
+   * and signed record. `where` prefixes the paths of input errors (the item of a batch); a system
+   * principal (`config` null) is not subject to policies and needs no approval.
+   */
   private async prepare(
-    principal: Principal,
+    principal: Pick<Principal, 'tenant' | 'keyId' | 'roles'>,
     s: Submission,
     type: TaskType | undefined,
     where: string,
+    config: CurrentConfig | null,
   ): Promise<SubmitInput> {
     if (!type) {
       const known = (await this.store.registry.listTaskTypes()).map((t) => `${t.name}@${t.version}`);
       throw new UnknownTaskError(s.task, s.taskVersion, known);
     }
+    const scope = contractOfRow(type);
+    const decision = config ? decideSubmission(config.rules, principal, type.name) : { approval: false };
+    const approval = config !== null && (decision.approval || scope.approval);
     const input = s.input ?? null;
     const validate = this.validator(type);
     if (!validate(input)) {
@@ -127,7 +156,22 @@ export class Admission {
     if (s.priority !== undefined) out.priority = s.priority;
     if (s.runAt !== undefined) out.runAt = s.runAt;
     if (s.deadline !== undefined) out.deadline = s.deadline;
-    if (this.signer) out.authority = await this.sign(principal, { ...out, id: out.id ?? newJobId() }, type);
+    let approvalsRequired = 0;
+    if (approval) {
+      out.requiresApproval = true;
+      approvalsRequired = scope.approvals;
+      // The approval window: the job expires if it is not approved in time.
+      if (scope.approvalTimeoutMs !== undefined) {
+        const end = Date.now() + scope.approvalTimeoutMs;
+        out.deadline = s.deadline === undefined ? end : Math.min(s.deadline, end);
+      }
+    }
+    if (this.signer) {
+      out.authority = await this.sign(principal, { ...out, id: out.id ?? newJobId() }, type, {
+        approvalsRequired,
+        requestedDeadline: s.deadline ?? null,
+      });
+    }
     return out;
   }
 
@@ -136,6 +180,7 @@ export class Admission {
     principal: Pick<Principal, 'tenant' | 'keyId' | 'roles'>,
     job: SubmitInput & { id: string },
     type: TaskType,
+    approval: { approvalsRequired: number; requestedDeadline: number | null },
   ): Promise<AuthorityRecord | undefined> {
     if (!this.signer) return undefined;
     const scope = contractOfRow(type);
@@ -154,6 +199,7 @@ export class Admission {
       configDigest: config.digest,
       scope,
       deadline: job.deadline ?? null,
+      ...approval,
       freshControl: needsFreshControl(scope),
       admittedAt: Date.now(),
       approvals: [],
@@ -198,6 +244,8 @@ export class Admission {
         backoff: job.backoff,
         classification: job.classification,
       },
+      // An admin's readmission stands for any approval the refused record carried.
+      { approvalsRequired: 0, requestedDeadline: job.deadline ?? null },
     );
     return this.store.readmit({ jobId, ...options, authority: authority ?? null });
   }
@@ -214,7 +262,7 @@ export class Admission {
   ): Promise<SubmitResult> {
     const principal = { tenant, keyId: `system:${part}`, roles: [] };
     const type = await this.store.registry.getTaskType(submission.task, submission.taskVersion);
-    const input = await this.prepare(principal as unknown as Principal, submission, type, '');
+    const input = await this.prepare(principal, submission, type, '', null);
     if (submission.kind !== undefined) input.kind = submission.kind;
     return this.store.submit(input);
   }

@@ -16,8 +16,9 @@ import type { SigningKey } from './signing-keys.js';
 
 export const AUTHORITY_TYPE = 'bulkhead.authority.v2';
 
-/** One approver's decision, as recorded in the authority record that readmits approved work. */
+/** One approver's decision, recorded in the job's authority record (re-signed at each decision). */
 export interface ApprovalDecision {
+  decision: 'approve' | 'reject';
   principal: string;
   at: number;
   comment: string | null;
@@ -42,12 +43,19 @@ export interface AuthorityClaims {
   configDigest: string | null;
   /** The contract the job runs under. */
   scope: TaskContract;
-  /** Epoch ms after which the job must not run (the job's deadline), or null. */
+  /**
+   * Epoch ms after which the job must not run (the job's deadline, which the row carries), or null.
+   * While the job awaits approval it is the end of the approval window when that comes first.
+   */
   deadline: number | null;
+  /** The deadline the submitter asked for: the job's deadline again once it is approved. */
+  requestedDeadline: number | null;
+  /** Distinct approvers the job needs before it runs (0: none). */
+  approvalsRequired: number;
   /** Whether it starts only with fresh control contact. */
   freshControl: boolean;
   admittedAt: number;
-  /** The approvals it was admitted with (empty when none was needed). */
+  /** The decisions approvers made on it, in order (empty when none was needed or made). */
   approvals: ApprovalDecision[];
   /** The signing key's id. */
   keyId: string;

@@ -47,6 +47,10 @@ export const contractShape = {
   evidence: z.enum(['required', 'buffered']).default('buffered'),
   /** Jobs wait in `awaiting_approval` until approved. @default false */
   approval: z.boolean().default(false),
+  /** Distinct approvers a job needs (when it needs approval at all). @default 1 */
+  approvals: z.number().int().min(1).max(10).default(1),
+  /** A job not approved within this long of admission ends `expired`. Absent: it waits until its deadline. */
+  approvalTimeoutMs: ms(30 * 86_400_000).optional(),
   /** Jobs are classified at this level; workers with a lower clearance never lease them. @default 'internal' */
   maxClassification: z.enum(CLASSIFICATION_NAMES).default('internal'),
   /** `none`: run in the process runtime without network, or not at all. @default 'any' */

@@ -35,6 +35,9 @@ const insertSql = (rows: number) =>
   `INSERT INTO entries (seq, prev_hash, hash, recorded_at, occurred_at, tenant, correlation_id, kind, subject,
     source_seq, commitments, fields) VALUES ${Array.from({ length: rows }, () => '(?,?,?,?,?,?,?,?,?,?,?,?)').join(',')}`;
 
+/** How long `open` keeps trying a file another process holds locked. */
+const OPEN_BUSY_MS = 5000;
+
 export class SqliteEvidenceStore implements EvidenceStore {
   readonly dialect = 'sqlite' as const;
   private readonly st;
@@ -59,7 +62,25 @@ export class SqliteEvidenceStore implements EvidenceStore {
     };
   }
 
+  /**
+   * Open (and migrate) the store. Another process may hold the file's write lock for a moment (a
+   * shipper mid-batch, the WAL recovered after a crash): a busy file is tried again, without
+   * blocking the event loop, for up to `OPEN_BUSY_MS`, then reported unavailable.
+   */
   static async open(path: string, options: OpenEvidenceOptions = {}): Promise<SqliteEvidenceStore> {
+    const until = Date.now() + OPEN_BUSY_MS;
+    for (let pause = 20; ; pause = Math.min(pause * 2, 250)) {
+      try {
+        return SqliteEvidenceStore.openOnce(path, options);
+      } catch (err) {
+        const busy = (err as { cause?: { code?: unknown } }).cause?.code === 'SQLITE_BUSY';
+        if (!busy || Date.now() + pause > until) throw err;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    }
+  }
+
+  private static openOnce(path: string, options: OpenEvidenceOptions): SqliteEvidenceStore {
     let db: Database.Database;
     try {
       db = new Database(path);
@@ -72,11 +93,12 @@ export class SqliteEvidenceStore implements EvidenceStore {
       );
     }
     try {
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
       // Short: better-sqlite3 waits synchronously, so a long wait on a locked file would stall the
       // whole process (API, worker). A busy store is an unavailable one; the shipper retries.
+      // Set first: switching to WAL needs the lock too.
       db.pragma('busy_timeout = 100');
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
       db.pragma('secure_delete = ON');
       migrateSqlite(db, path, 'evidence-sqlite');
       const store = new SqliteEvidenceStore(db, path, options);

@@ -45,6 +45,9 @@ export type AttemptOutcome = 'succeeded' | 'failed' | 'cancelled' | 'lost' | 'ab
 /** Why an attempt's signal was aborted; `signal.reason` is an Error with one of these messages. */
 export type AbortCause = 'cancelled' | 'timeout' | 'deadline' | 'lease_lost' | 'shutdown';
 
+/** How long a thread or process runner may take to load the task module and call the handler. */
+const START_GRACE_MS = 60_000;
+
 const abortError = (cause: AbortCause) => {
   const e = new Error(cause);
   e.name = 'AbortError';
@@ -123,12 +126,20 @@ export async function runAttempt(args: {
     },
     Math.max(5, Math.floor(job.leaseMs / 3)),
   );
-  // The attempt's time limit, or the job's deadline if that comes first.
-  const untilDeadline = job.deadline === undefined ? Number.POSITIVE_INFINITY : job.deadline - Date.now();
-  const timeoutTimer = setTimeout(
-    () => abort.abort(abortError(untilDeadline < task.timeoutMs ? 'deadline' : 'timeout')),
-    Math.max(0, Math.min(task.timeoutMs, untilDeadline)),
-  );
+  // The attempt's time limit from when the handler starts (a runner ready), or the job's deadline
+  // if that comes first.
+  let timeoutTimer: NodeJS.Timeout | undefined;
+  const armTimeout = (extraMs = 0) => {
+    clearTimeout(timeoutTimer);
+    const untilDeadline = job.deadline === undefined ? Number.POSITIVE_INFINITY : job.deadline - Date.now();
+    timeoutTimer = setTimeout(
+      () => abort.abort(abortError(untilDeadline < task.timeoutMs ? 'deadline' : 'timeout')),
+      Math.max(0, Math.min(task.timeoutMs + extraMs, untilDeadline)),
+    );
+  };
+  // Until the handler starts, a runner that never gets there (a module that hangs on import) is
+  // bounded too: the time limit plus a grace for starting.
+  armTimeout(START_GRACE_MS);
 
   const ops: AttemptOps = {
     async getStep(key) {
@@ -192,6 +203,7 @@ export async function runAttempt(args: {
     committedSteps,
     signal: abort.signal,
     logger: log,
+    onStart: () => armTimeout(),
   });
   handler.catch(() => undefined); // settled below, or abandoned after an abort's grace
   let output: unknown;

@@ -16,6 +16,7 @@ import type { BlockReason } from '../lifecycle/lifecycle.js';
 import type { ConfigStore } from './config-store.js';
 import type { Registry } from './registry.js';
 import type {
+  ApprovalInput,
   AttemptContext,
   ClaimOptions,
   CompleteInput,
@@ -109,6 +110,15 @@ export interface Store {
    * is not blocked for `invalid_authority`.
    */
   readmit(input: { jobId: string; tenant?: string; authority: unknown }): Promise<Job>;
+
+  /**
+   * Record an approver's decision on a job `awaiting_approval`, only while its authority record is
+   * still the one the decision was made on (`expectedSignature`): `to: 'awaiting_approval'` keeps it
+   * waiting with the new record (event `job.approval_recorded`), `queued` approves it (reason
+   * `approved`), `rejected` ends it. Throws `JobNotFoundError` (also another tenant's job) or
+   * `JobStateConflictError` (not awaiting approval, or decided on by someone else meanwhile).
+   */
+  decideApproval(input: ApprovalInput): Promise<Job>;
 
   /** `queued -> blocked` for the queued jobs of these tasks, with the reason. Returns how many. */
   block(options: { tasks: string[]; reason: BlockReason }): Promise<number>;

@@ -146,6 +146,23 @@ export interface CompleteInput extends Lease {
   output?: unknown;
 }
 
+/** A decision on a job awaiting approval (see `Store.decideApproval`). */
+export interface ApprovalInput {
+  jobId: string;
+  /** Scope to this tenant: another tenant's job is not found. */
+  tenant?: string;
+  /** The `signature` of the authority record the decision was made on (compare-and-set). */
+  expectedSignature: string;
+  /** The new authority record, with the decision in it. */
+  authority: unknown;
+  /** `awaiting_approval`: recorded, more approvals needed; `queued`: approved; `rejected`. */
+  to: 'awaiting_approval' | 'queued' | 'rejected';
+  /** The job's deadline from now on (approval restores the one asked for); null: none. */
+  deadline: number | null;
+  /** The outbox event's data: who decided, and the count so far (small facts only). */
+  event: Record<string, unknown>;
+}
+
 export interface RefuseInput extends Lease {
   /** Why the authority record was refused (what did not verify). */
   message: string;

@@ -13,6 +13,7 @@ import {
 import { canonical } from '../util/canonical-json.js';
 import { InvalidArgumentError } from './errors.js';
 import {
+  type ApprovalInput,
   type AttemptContext,
   type BackoffPolicy,
   CLASSIFICATIONS,
@@ -559,3 +560,42 @@ export function checkReadmit(o: { jobId: string; tenant?: string; authority: unk
     authorityJson: toJson('readmit.authority', o.authority ?? null, 64 * 1024),
   };
 }
+
+/** A decision on a job awaiting approval, checked before anything is read or written. */
+export function checkApproval(o: ApprovalInput): {
+  jobId: string;
+  tenant: string | null;
+  expectedSignature: string;
+  authorityJson: string;
+  to: ApprovalInput['to'];
+  deadline: number | null;
+  eventJson: string;
+} {
+  if (typeof o !== 'object' || o === null) fail('decideApproval', 'must be an object');
+  if (!['awaiting_approval', 'queued', 'rejected'].includes(o.to)) {
+    fail('decideApproval.to', `must be awaiting_approval, queued or rejected, got ${describe(o.to)}`);
+  }
+  return {
+    jobId: checkJobId('decideApproval.jobId', o.jobId),
+    tenant: o.tenant === undefined ? null : checkName('decideApproval.tenant', o.tenant),
+    expectedSignature: checkText('decideApproval.expectedSignature', o.expectedSignature, 200, 'a signature'),
+    authorityJson: toJson('decideApproval.authority', o.authority ?? null, 64 * 1024),
+    to: o.to,
+    deadline: o.deadline === null ? null : checkTime('decideApproval.deadline', o.deadline),
+    eventJson: toJson('decideApproval.event', o.event ?? {}, 16 * 1024),
+  };
+}
+
+/** The `signature` member of a stored authority record (JSON text or value), or null. */
+export function signatureOf(authority: unknown): string | null {
+  const value = typeof authority === 'string' ? (JSON.parse(authority) as unknown) : authority;
+  const sig = (value as { signature?: unknown } | null)?.signature;
+  return typeof sig === 'string' ? sig : null;
+}
+
+/** The reason each decision on a job awaiting approval records (a short quorum keeps the old one). */
+export const APPROVAL_REASON = {
+  awaiting_approval: 'approval_required',
+  queued: 'approved',
+  rejected: 'rejected',
+} as const;

@@ -163,6 +163,21 @@ export class BulkheadClient {
     return this.request('POST', `/v1/jobs/${encodeURIComponent(id)}/retry`);
   }
 
+  /** Approve a job awaiting approval (an approver or admin of its tenant, not its submitter). */
+  approve(id: string, options: { comment?: string } = {}): Promise<JobView> {
+    return this.request('POST', `/v1/jobs/${encodeURIComponent(id)}/approve`, options);
+  }
+
+  /** Reject a job awaiting approval: it ends `rejected`. */
+  reject(id: string, options: { comment?: string } = {}): Promise<JobView> {
+    return this.request('POST', `/v1/jobs/${encodeURIComponent(id)}/reject`, options);
+  }
+
+  /** Readmit a job blocked for invalid_authority (admin): admission signs a new authority record. */
+  readmit(id: string): Promise<JobView> {
+    return this.request('POST', `/v1/jobs/${encodeURIComponent(id)}/readmit`);
+  }
+
   health(): Promise<{ status: string; sections: Record<string, { status: string; [k: string]: unknown }> }> {
     return this.request('GET', '/v1/health', undefined, [503]);
   }

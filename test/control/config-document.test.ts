@@ -125,10 +125,11 @@ const EXPECTED: ConfigDocument = {
       effect: 'write',
       evidence: 'buffered',
       approval: false,
+      approvals: 1,
       maxClassification: 'internal',
       egress: 'any',
     },
-    { ...(RAW_DOC.taskTypes[1] as TaskTypeConfig) },
+    { ...(RAW_DOC.taskTypes[1] as unknown as TaskTypeConfig), approvals: 1 },
   ],
   policies: [
     { tenant: '*', roles: ['submitter'], tasks: ['media.*'], approval: false },

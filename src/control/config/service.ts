@@ -11,6 +11,7 @@
 import type { ConfigReport, ConfigVersion, Rollout } from '../../ledger/config-store.js';
 import { ConfigConflictError } from '../../ledger/errors.js';
 import type { Store } from '../../ledger/store.js';
+import { registryRow } from '../contract.js';
 import { ConfigInvalidError, NoConfigError, ReadOnlyError } from '../errors.js';
 import type { SigningKey } from '../signing-keys.js';
 import { signSnapshot } from '../signing-keys.js';
@@ -190,25 +191,26 @@ export class ConfigService {
     );
   }
 
-  /** The published task types become the admission contracts (the registry's `config` source). */
+  /**
+   * The published task types become the admission contracts (the registry's `config` source), and
+   * the tenants it lists exist.
+   */
   private async syncRegistry(doc: ConfigDocument): Promise<void> {
+    for (const t of doc.tenants) await this.store.registry.createTenant(t.name);
     for (const t of doc.taskTypes) {
       // Whether the code defines compensate() is the code's to say (the worker registers it).
       const existing = await this.store.registry.getTaskType(t.name, t.version);
-      await this.store.registry.putTaskType({
-        compensable: existing?.compensable ?? false,
-        name: t.name,
-        version: t.version,
-        inputSchema: t.input ?? {},
-        queue: t.queue,
-        runtime: t.runtime,
-        timeoutMs: t.timeoutMs,
-        leaseMs: t.leaseMs,
-        maxAttempts: t.maxAttempts,
-        backoff: t.backoff,
-        classification: t.maxClassification,
-        source: 'config',
-      });
+      const { name, version, input, ...contract } = t;
+      await this.store.registry.putTaskType(
+        registryRow({
+          name,
+          version,
+          inputSchema: input ?? {},
+          contract,
+          compensable: existing?.compensable ?? false,
+          source: 'config',
+        }),
+      );
     }
   }
 

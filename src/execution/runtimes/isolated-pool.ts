@@ -100,7 +100,8 @@ export class IsolatedPool implements Runtime {
         );
       slot.current = (m) => {
         if (!('id' in m) || m.id !== id) return;
-        if (m.t === 'done') finish(() => resolve(m.output));
+        if (m.t === 'started') req.onStart?.();
+        else if (m.t === 'done') finish(() => resolve(m.output));
         else if (m.t === 'failed') finish(() => reject(deserializeError(m.error)));
         else if (m.t === 'log') req.logger[m.level](m.obj ?? {}, m.msg);
         else if (m.t === 'call') {

@@ -40,6 +40,8 @@ export type FromRunner =
       msg: string;
       obj?: Record<string, unknown>;
     }
+  /** The task module is loaded and the handler is being called: its time limit starts now. */
+  | { t: 'started'; id: number }
   | { t: 'done'; id: number; output: unknown }
   | { t: 'failed'; id: number; error: SerializedError };
 

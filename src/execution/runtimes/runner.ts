@@ -110,6 +110,7 @@ async function run(m: Extract<ToRunner, { t: 'run' }>): Promise<void> {
         return (await call(m.id, 'putStep', { key, result: result === undefined ? null : result })) as T;
       },
     };
+    send({ t: 'started', id: m.id });
     const output =
       m.mode === 'run' ? await task.run(input, ctx) : await callCompensate(task, input, ctx, m.steps);
     send({ t: 'done', id: m.id, output: output === undefined ? null : output });

@@ -31,6 +31,12 @@ export interface RunRequest {
   ctx: TaskContext;
   signal: AbortSignal;
   logger: Logger;
+  /**
+   * Called when the handler starts: at once inline; for a thread or process, when the runner has
+   * loaded the task module and calls the handler (spawning a runner, waiting for a free one, or
+   * loading the module is not the handler's time).
+   */
+  onStart?: () => void;
 }
 
 export interface Runtime {
@@ -55,10 +61,11 @@ export class RuntimeCrashedError extends Error {
 
 export const inlineRuntime: Runtime = {
   name: 'inline',
-  run: ({ task, input, ctx, mode, committedSteps }) =>
-    Promise.resolve().then(() =>
-      mode === 'run' ? task.run(input, ctx) : callCompensate(task, input, ctx, committedSteps),
-    ),
+  run: ({ task, input, ctx, mode, committedSteps, onStart }) =>
+    Promise.resolve().then(() => {
+      onStart?.();
+      return mode === 'run' ? task.run(input, ctx) : callCompensate(task, input, ctx, committedSteps);
+    }),
   close: async () => undefined,
 };
 

@@ -1,15 +1,15 @@
 /**
  * Authority transitions of the PostgreSQL ledger: a worker refusing to run an attempt whose
  * authority record does not verify (`leased|running -> blocked`, reason `invalid_authority`), and an
- * admin readmitting such a job with a new record (`blocked -> queued`, reason `readmitted`). Each is
- * one statement that writes its outbox event too.
+ * admin readmitting such a job with a new record (`blocked -> queued`, reason `readmitted`), and
+ * approvers deciding on a job awaiting approval. Each writes its outbox event in the same transaction.
  */
 import type pg from 'pg';
 import { assertTransition } from '../../lifecycle/lifecycle.js';
 import { JobNotFoundError, JobStateConflictError } from '../errors.js';
 import { type JobRow, rowToJob } from '../rows.js';
-import type { Job, Outcome, RefuseInput, Transitioned } from '../types.js';
-import { checkReadmit, checkRefusals } from '../validate.js';
+import type { ApprovalInput, Job, Outcome, RefuseInput, Transitioned } from '../types.js';
+import { APPROVAL_REASON, checkApproval, checkReadmit, checkRefusals, signatureOf } from '../validate.js';
 import { CLOCK_MS, NOW_MS, run, type Sql, transaction, withRetry } from './postgres-db.js';
 import { LOCK_JOB } from './postgres-queries.js';
 import { ownerBatch } from './postgres-transitions.js';
@@ -107,6 +107,56 @@ export function readmit(
         );
       }
       return rowToJob(moved);
+    }),
+  );
+}
+
+/** decideApproval, step 2: $1 id, $2 state, $3 reason, $4 authority, $5 deadline; then its event. */
+const DECIDE_APPROVAL: Sql = {
+  name: 'bulkhead_decide_approval',
+  text: `
+WITH moved AS (
+  UPDATE bulkhead.jobs j
+     SET state = $2, reason = $3, authority = $4::jsonb, deadline = $5, updated_at = ${NOW_MS}
+   WHERE j.id = $1 AND j.state = 'awaiting_approval'
+  RETURNING j.*
+),
+ev AS (
+  INSERT INTO ${EVENT_COLUMNS}
+  SELECT $6, m.tenant, m.id, m.correlation_id, $7::jsonb, m.updated_at FROM moved m
+),
+woken AS (SELECT pg_notify('bulkhead_jobs', m.queue) FROM moved m WHERE m.state = 'queued')
+SELECT m.*, (SELECT count(*) FROM woken) AS woken FROM moved m`,
+};
+
+export function decideApproval(pool: pg.Pool, input: ApprovalInput): Promise<Job> {
+  const a = checkApproval(input);
+  const reason = APPROVAL_REASON[a.to];
+  if (a.to !== 'awaiting_approval') assertTransition('awaiting_approval', a.to, reason);
+  const data = JSON.parse(a.eventJson) as Record<string, unknown>;
+  return withRetry(() =>
+    transaction(pool, async (client) => {
+      const [row] = await run<JobRow>(client, LOCK_JOB, [a.jobId]);
+      if (!row || (a.tenant !== null && row.tenant !== a.tenant)) throw new JobNotFoundError(a.jobId);
+      if (row.state !== 'awaiting_approval') throw new JobStateConflictError(a.jobId, row.state, 'decide on');
+      if (signatureOf(row.authority) !== a.expectedSignature) {
+        throw new JobStateConflictError(
+          a.jobId,
+          'awaiting_approval (decided on meanwhile: read it again)',
+          'decide on',
+        );
+      }
+      const stays = a.to === 'awaiting_approval';
+      const [moved] = await run<JobRow>(client, DECIDE_APPROVAL, [
+        a.jobId,
+        a.to,
+        stays ? row.reason : reason,
+        a.authorityJson,
+        a.deadline,
+        stays ? 'job.approval_recorded' : `job.${a.to}`,
+        JSON.stringify(stays ? data : { from: 'awaiting_approval', to: a.to, reason, ...data }),
+      ]);
+      return rowToJob(moved!);
     }),
   );
 }

@@ -11,6 +11,7 @@ import { JobNotFoundError, JobStateConflictError, StaleLeaseError } from '../err
 import { type JobRow, rowToJob, rowToStep, rowToWorker, type StepRow, type WorkerRow } from '../rows.js';
 import type { OpenStoreOptions, Store } from '../store.js';
 import {
+  type ApprovalInput,
   type AttemptContext,
   type ClaimOptions,
   type CompleteInput,
@@ -60,7 +61,7 @@ import {
   toJson,
 } from '../validate.js';
 import { admit } from './postgres-admit.js';
-import { readmit, refuseAuthority } from './postgres-authority.js';
+import { decideApproval, readmit, refuseAuthority } from './postgres-authority.js';
 import { PostgresConfigs } from './postgres-configs.js';
 import { PostgresConsumers } from './postgres-consumers.js';
 import { connectionConfig, createPool, redactUrl, run, transaction, withRetry } from './postgres-db.js';
@@ -294,6 +295,12 @@ export class PostgresStore implements Store {
   async readmit(input: { jobId: string; tenant?: string; authority: unknown }): Promise<Job> {
     const job = await readmit(this.pool, input);
     this.wake.local([job.queue]);
+    return job;
+  }
+
+  async decideApproval(input: ApprovalInput): Promise<Job> {
+    const job = await decideApproval(this.pool, input);
+    if (job.state === 'queued') this.wake.local([job.queue]);
     return job;
   }
 

@@ -102,6 +102,11 @@ const SQL = {
         updated_at = @now
       WHERE id = @jobId AND state IN ('leased', 'running') AND fence = @fence AND lease_expires_at > @now
       RETURNING *`,
+  /** A decision on a job awaiting approval: its new state, authority record and deadline. */
+  decideApproval: `UPDATE jobs SET state = @to, reason = @reason, authority = @authority, deadline = @deadline,
+        updated_at = @now
+      WHERE id = @jobId AND state = 'awaiting_approval'
+      RETURNING *`,
   /** `blocked (invalid_authority) -> queued` with a new authority record. */
   readmit: `UPDATE jobs SET state = 'queued', reason = 'readmitted', authority = @authority, error_code = NULL,
         error_message = NULL, updated_at = @now

@@ -37,6 +37,7 @@ import {
 } from '../rows.js';
 import type { OpenStoreOptions, Store } from '../store.js';
 import {
+  type ApprovalInput,
   type AttemptContext,
   type ClaimOptions,
   type CompleteInput,
@@ -65,7 +66,9 @@ import {
   type WorkerState,
 } from '../types.js';
 import {
+  APPROVAL_REASON,
   backoffDelay,
+  checkApproval,
   checkAttemptContext,
   checkBlock,
   checkErrorInput,
@@ -86,6 +89,7 @@ import {
   normalizeList,
   normalizeSubmit,
   normalizeSubmitMany,
+  signatureOf,
   toJson,
 } from '../validate.js';
 import { SqliteConfigs } from './sqlite-configs.js';
@@ -464,6 +468,43 @@ export class SqliteStore implements Store {
       return rowToJob(updated);
     });
     this.emitWake(new Set([job.queue]));
+    return job;
+  }
+
+  async decideApproval(input: ApprovalInput): Promise<Job> {
+    const a = checkApproval(input);
+    const reason = APPROVAL_REASON[a.to];
+    if (a.to !== 'awaiting_approval') assertTransition('awaiting_approval', a.to, reason);
+    const job = await this.write(() => {
+      const now = Date.now();
+      const row = this.q.getJob.get(a.jobId) as JobRow | undefined;
+      if (!row || (a.tenant !== null && row.tenant !== a.tenant)) throw new JobNotFoundError(a.jobId);
+      if (row.state !== 'awaiting_approval') throw new JobStateConflictError(a.jobId, row.state, 'decide on');
+      if (signatureOf(row.authority) !== a.expectedSignature) {
+        throw new JobStateConflictError(
+          a.jobId,
+          'awaiting_approval (decided on meanwhile: read it again)',
+          'decide on',
+        );
+      }
+      const updated = this.q.decideApproval.get({
+        jobId: a.jobId,
+        to: a.to,
+        reason: a.to === 'awaiting_approval' ? row.reason : reason,
+        authority: a.authorityJson,
+        deadline: a.deadline,
+        now,
+      }) as JobRow;
+      const data = JSON.parse(a.eventJson) as Record<string, unknown>;
+      this.event(
+        updated,
+        a.to === 'awaiting_approval' ? 'job.approval_recorded' : `job.${a.to}`,
+        a.to === 'awaiting_approval' ? data : { from: 'awaiting_approval', to: a.to, reason, ...data },
+        now,
+      );
+      return rowToJob(updated);
+    });
+    if (job.state === 'queued') this.emitWake(new Set([job.queue]));
     return job;
   }
 
