@@ -18,6 +18,7 @@ import { type HealthSection, healthSchema, registerHealthRoutes } from './health
 import { registerJobRoutes } from './jobs-routes.js';
 import { HttpProblem, problemSchema, sendProblem } from './problem.js';
 import { apiKeySchema, jobSchema, submissionSchema, tenantSchema } from './resources.js';
+import { buildValidators } from './schema-validators.js';
 
 export interface ApiOptions {
   store: Store;
@@ -44,7 +45,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     // Errors Fastify raises before routing (a bad URL, an over-long parameter) are problem+json too.
     frameworkErrors: (err, request, reply) => sendProblem(reply, request, err),
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
+    // Querystring and parameters are coerced to their schema's types; JSON bodies never are.
+    schemaController: { compilersFactory: { buildValidator: buildValidators } },
   }) as unknown as FastifyInstance;
 
   await app.register(swagger, {
