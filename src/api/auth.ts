@@ -1,7 +1,8 @@
 /**
  * Authentication and authorization for every route except `/healthz` and the OpenAPI document:
  * `Authorization: Bearer <key>`; 401 without a valid key, 403 when the key's roles do not include
- * one the route allows. A route declares its roles in `config.roles`.
+ * one the route allows. A route declares its roles in `config.roles`. A request with more than one
+ * Authorization header is a 400: Node keeps only the first, and which key was meant is a guess.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authenticate, type Principal } from '../control/api-keys.js';
@@ -26,6 +27,18 @@ export function registerAuth(app: FastifyInstance, registry: Registry): void {
   app.addHook('onRequest', async (request: FastifyRequest) => {
     const roles = request.routeOptions.config?.roles;
     if (!roles) return;
+    const sent = authorizationHeaders(request);
+    if (sent > 1) {
+      const message = `${sent} Authorization headers were sent; send exactly one: Authorization: Bearer <key>`;
+      throw new HttpProblem(
+        400,
+        'invalid_request',
+        `the request is invalid: headers/authorization: ${message}`,
+        {
+          errors: [{ path: 'headers/authorization', message }],
+        },
+      );
+    }
     const header = request.headers.authorization;
     if (!header) throw unauthorized('this route needs an API key: send Authorization: Bearer <key>');
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -45,6 +58,14 @@ export function registerAuth(app: FastifyInstance, registry: Registry): void {
     }
     request.principal = principal;
   });
+}
+
+/** How many Authorization headers the request carried (`rawHeaders` alternates names and values). */
+function authorizationHeaders(request: FastifyRequest): number {
+  const raw = request.raw.rawHeaders;
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]?.toLowerCase() === 'authorization') n++;
+  return n;
 }
 
 /** The authenticated principal of a request on a route with roles. */

@@ -98,14 +98,12 @@ export function toProblem(err: unknown): { problem: HttpProblem; unexpected: boo
     if ('policy' in err && (typeof err.policy === 'number' || err.policy === null)) extra.policy = err.policy;
     return { problem: new HttpProblem(status, err.code, err.message, extra), unexpected: status >= 500 };
   }
-  const fe = err as FastifyError & {
-    validation?: { instancePath?: string; message?: string; params?: unknown }[];
-  };
+  const fe = err as FastifyError & { validation?: SchemaError[] };
   if (fe && Array.isArray(fe.validation)) {
     const where = (fe as { validationContext?: string }).validationContext ?? 'body';
     const errors = fe.validation.map((v) => ({
       path: `${where}${v.instancePath ?? ''}`,
-      message: v.message ?? 'invalid',
+      message: schemaMessage(v),
     }));
     const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ');
     return {
@@ -132,6 +130,37 @@ export function toProblem(err: unknown): { problem: HttpProblem; unexpected: boo
     ),
     unexpected: true,
   };
+}
+
+/** An Ajv error as Fastify passes it on; `data` is the failing value (the validators are verbose). */
+interface SchemaError {
+  instancePath?: string;
+  keyword?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+  data?: unknown;
+}
+
+/** Ajv's message, with what was sent instead (a type error) or what is allowed (an enum, a stray key). */
+function schemaMessage(v: SchemaError): string {
+  const message = v.message ?? 'invalid';
+  if (v.keyword === 'type' && 'data' in v) return `${message}, got ${describeValue(v.data)}`;
+  if (v.keyword === 'enum' && Array.isArray(v.params?.allowedValues)) {
+    return `${message}: ${v.params.allowedValues.map((a) => JSON.stringify(a)).join(', ')}`;
+  }
+  if (v.keyword === 'additionalProperties' && typeof v.params?.additionalProperty === 'string') {
+    return `${message} ('${v.params.additionalProperty.slice(0, 60)}' is not one)`;
+  }
+  return message;
+}
+
+/** A value as an error message shows it: its JSON type, and a scalar's value (strings cut short). */
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return `string '${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
+  return `${typeof value} ${String(value)}`;
 }
 
 export function renderProblem(problem: HttpProblem, request: FastifyRequest): ProblemBody {

@@ -17,8 +17,10 @@ import { registerConfigRoutes } from './config-routes.js';
 import { registerEvidenceRoutes } from './evidence-routes.js';
 import { type HealthSection, healthSchema, registerHealthRoutes } from './health-routes.js';
 import { registerJobRoutes } from './jobs-routes.js';
+import { MAX_BODY_DEPTH, registerJsonBody } from './json-body.js';
 import { HttpProblem, problemSchema, sendProblem } from './problem.js';
 import { apiKeySchema, jobSchema, submissionSchema, tenantSchema } from './resources.js';
+import { buildValidators } from './schema-validators.js';
 
 export interface ApiOptions {
   store: Store;
@@ -45,7 +47,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     // Errors Fastify raises before routing (a bad URL, an over-long parameter) are problem+json too.
     frameworkErrors: (err, request, reply) => sendProblem(reply, request, err),
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
+    // Querystring and parameters are coerced to their schema's types; JSON bodies never are.
+    schemaController: { compilersFactory: { buildValidator: buildValidators } },
   }) as unknown as FastifyInstance;
 
   await app.register(swagger, {
@@ -54,7 +57,13 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       info: {
         title: 'Bulkhead API',
         version: options.version ?? '0.0.0',
-        description: 'Durable work orchestration: jobs, tenants and keys. Errors are RFC 9457 problem+json.',
+        description: [
+          'Durable work orchestration: jobs, tenants and keys. Errors are RFC 9457 problem+json.',
+          `A JSON request body may nest arrays and objects at most ${MAX_BODY_DEPTH} levels deep, every`,
+          'string and key in it must be well-formed Unicode (no lone surrogates), and its values must have',
+          'the JSON type the schema gives (no coercion: "5" is not an integer); otherwise the answer is 400',
+          'invalid_request naming the path. Send one Authorization header.',
+        ].join(' '),
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
@@ -75,6 +84,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   app.setErrorHandler((err, request, reply) => sendProblem(reply, request, err));
   // JSON only: a text/plain body is a 415, not a string to validate.
   app.removeContentTypeParser('text/plain');
+  registerJsonBody(app);
   app.setNotFoundHandler((request, reply) =>
     sendProblem(
       reply,

@@ -3,16 +3,24 @@
  * key per role in each, two task types (`test.echo`, strict input, and `test.any`, any input), and
  * the app from `buildApi`, driven in process with `app.inject`. Also the problem+json assertion and
  * helpers to drive a job to a terminal state through the store, as a worker would.
+ *
+ * With `planes`, the app also serves the config and evidence routes: a signing key in a temporary
+ * directory, config version 1 published, and an evidence store in a SQLite file beside it (no
+ * shipper: nothing is recorded unless a test appends it).
  */
 import assert from 'node:assert/strict';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { Logger } from 'pino';
-import { buildApi } from '../../src/api/server.js';
+import { type ApiOptions, buildApi } from '../../src/api/server.js';
+import { ensureControlIdentity, ensureInitialConfig } from '../../src/cli/control-setup.js';
+import { checkpointSigner } from '../../src/cli/evidence-setup.js';
 import { createApiKey } from '../../src/control/api-keys.js';
+import { openEvidenceStore } from '../../src/evidence/open.js';
+import { EvidenceService } from '../../src/evidence/service.js';
 import { ROLES, type Role, type TaskTypeInput } from '../../src/ledger/registry.js';
 import type { Store } from '../../src/ledger/store.js';
 import type { Job, ListFilter } from '../../src/ledger/types.js';
-import type { Backend, TestStore } from '../helpers/backends.js';
+import { type Backend, type TestStore, tempDir } from '../helpers/backends.js';
 
 export const TENANTS = ['default', 'other'] as const;
 export type TenantName = (typeof TENANTS)[number];
@@ -51,10 +59,11 @@ export interface ApiFixture {
 
 export async function createApiFixture(
   backend: Backend,
-  options: { logger?: Logger } = {},
+  options: { logger?: Logger; planes?: boolean } = {},
 ): Promise<ApiFixture> {
   const t: TestStore = await backend.create();
   const { store } = t;
+  const cleanups: (() => Promise<void> | void)[] = [() => t.cleanup()];
   const keys = {} as Record<TenantName, Record<Role, string>>;
   const keyIds = {} as Record<TenantName, Record<Role, string>>;
   for (const tenant of TENANTS) {
@@ -73,15 +82,32 @@ export async function createApiFixture(
   }
   await store.registry.putTaskType(ECHO);
   await store.registry.putTaskType(ANY);
-  const app = await buildApi({ store, ...(options.logger && { logger: options.logger }) });
+  const api: ApiOptions = { store, ...(options.logger && { logger: options.logger }) };
+  if (options.planes) {
+    const dir = tempDir('bulkhead-api-planes-');
+    cleanups.unshift(() => dir.remove());
+    const config = ensureControlIdentity(dir.dir).service(store);
+    await ensureInitialConfig(config, store);
+    const signer = checkpointSigner(config.key);
+    const evidence = await openEvidenceStore(`${dir.dir}/evidence.db`, { signer });
+    cleanups.unshift(() => evidence.close());
+    api.config = config;
+    api.evidence = new EvidenceService({
+      store: evidence,
+      ledger: store,
+      trustedKeys: [config.key.publicKey],
+      signer,
+    });
+  }
+  const app = await buildApi(api);
+  cleanups.unshift(() => app.close());
   return {
     app,
     store,
     keys,
     keyIds,
     async close() {
-      await app.close();
-      await t.cleanup();
+      for (const cleanup of cleanups) await cleanup();
     },
   };
 }

@@ -1,15 +1,18 @@
 /**
  * Random requests for the API fuzz test, drawn from the OpenAPI document: an operation, then its
  * path parameters, querystring, body, content type and Authorization, each from valid (generated
- * from the documented schema) to garbage. Seeded: the same seed gives the same requests.
+ * from the documented schema) to garbage, and hostile bodies and headers labelled with the refusal
+ * they must get (fuzz-bodies.ts). Seeded: the same seed gives the same requests.
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { InjectOptions } from 'fastify';
+import { MAX_BODY_DEPTH } from '../../src/api/json-body.js';
+import { deepJson, type Hostility, hostileBodies } from './fuzz-bodies.js';
 
 type Schema = Record<string, unknown>;
 export interface OpenApiDoc {
-  paths: Record<string, Record<string, { parameters?: unknown; requestBody?: unknown }>>;
+  paths: Record<string, Record<string, { parameters?: unknown; requestBody?: unknown; security?: unknown }>>;
   components: { schemas: Record<string, Schema> };
 }
 export interface Op {
@@ -17,13 +20,19 @@ export interface Op {
   path: string;
   query: { name: string; schema: Schema }[];
   body?: Schema;
+  /** No key needed (`security: []`). */
+  public: boolean;
 }
 export interface FuzzRequest {
   /** The documented operation it was drawn from, `POST /v1/jobs/{id}/cancel`. */
   op: string;
   /** The tenant of the key sent, or null when the key is not a valid one. */
   tenant: string | null;
-  inject: InjectOptions & { method: string; url: string; headers: Record<string, string> };
+  inject: InjectOptions & { method: string; url: string; headers: Record<string, string | string[]> };
+  /** What the request must be refused for (see `expectationBroken`). */
+  expects: Hostility[];
+  /** The request went to its operation's own method, one that reads a body. */
+  bodyRead: boolean;
 }
 
 /** Schema-valid waitMs values are kept this small, so that pending jobs do not stall the run. */
@@ -63,14 +72,6 @@ const CONTENT_TYPES = [
 ];
 const HUGE = ['1e400', '-1e400', '123456789012345678901234567890', '-0', '0.1e-400', '9007199254740993'];
 
-/** Deeply nested JSON text: arrays, objects, or both. */
-const deepJson = fc
-  .tuple(fc.integer({ min: 50, max: 60_000 }), fc.constantFrom('[', '{', 'mix'))
-  .map(([depth, kind]) => {
-    if (kind === '[') return `${'['.repeat(depth)}${']'.repeat(depth)}`;
-    if (kind === '{') return `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
-    return `${'[{"a":'.repeat(depth)}0${'}]'.repeat(depth)}`;
-  });
 /** Strings that PostgreSQL and JSON tooling find awkward. */
 const awkwardString = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
@@ -149,7 +150,8 @@ function schemaArbitraries(doc: OpenApiDoc) {
         fc.constantFrom(...Object.keys(resolve(s).properties ?? { x: 1 })),
       )
       .map(([v, wrong, k]) => (typeof v === 'object' && v !== null ? { ...v, [k]: wrong } : wrong));
-  return { valid, mutated };
+  const properties = (s: Schema) => (resolve(s).properties ?? {}) as Record<string, Schema>;
+  return { valid, mutated, properties };
 }
 
 export function operations(doc: OpenApiDoc): Op[] {
@@ -161,7 +163,8 @@ export function operations(doc: OpenApiDoc): Op[] {
         ?.content;
       const body = content?.['application/json']?.schema;
       const query = params.filter((p) => p.in === 'query').map((p) => ({ name: p.name, schema: p.schema }));
-      ops.push({ method: method.toUpperCase(), path, query, ...(body && { body }) });
+      const open = Array.isArray(raw.security) && raw.security.length === 0;
+      ops.push({ method: method.toUpperCase(), path, query, public: open, ...(body && { body }) });
     }
   }
   return ops;
@@ -178,9 +181,18 @@ export interface FuzzOptions {
 }
 
 export function fuzzRequests(o: FuzzOptions): FuzzRequest[] {
-  const { valid, mutated } = schemaArbitraries(o.doc);
-  type Auth = [string | undefined, string | null];
+  const { valid, mutated, properties } = schemaArbitraries(o.doc);
+  type Auth = [string | string[] | undefined, string | null];
+  const main = `Bearer ${o.keys.main[0]}`;
   const auth = fc.oneof(
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom<Auth>(
+        [[main, main], null],
+        [[main, 'Bearer bogus'], null],
+        [['Bearer bogus', main, main], null],
+      ),
+    },
     { weight: 40, arbitrary: fc.constant<Auth>([`Bearer ${o.keys.main[0]}`, o.keys.main[1]]) },
     { weight: 3, arbitrary: fc.constantFrom(...o.keys.others).map(([k, t]): Auth => [`Bearer ${k}`, t]) },
     { weight: 1, arbitrary: fc.constant<Auth>([undefined, null]) },
@@ -237,7 +249,7 @@ export function fuzzRequests(o: FuzzOptions): FuzzRequest[] {
     );
     return fc.tuple(extra, ...op.query.map(one)).map((parts) => parts.filter((p): p is string => p !== null));
   };
-  type Payload = { payload?: string | Buffer; type?: string };
+  type Payload = { payload?: string | Buffer; type?: string; expect?: Hostility };
   const payloadArb = (op: Op): fc.Arbitrary<Payload> => {
     const body = op.body
       ? fc.oneof(
@@ -248,12 +260,22 @@ export function fuzzRequests(o: FuzzOptions): FuzzRequest[] {
         )
       : fc.jsonValue({ maxDepth: 3 });
     const json = body.map((b) => ({ payload: JSON.stringify(b), type: 'application/json' }));
+    const nested = (text: string, depth: number): Payload => ({
+      payload: text,
+      type: 'application/json',
+      ...(depth > MAX_BODY_DEPTH && { expect: 'too_deep' as const }),
+    });
     const raw = fc.oneof(
-      deepJson.map((d) => `{"task":"test.any","input":${d}}`),
+      deepJson.map((d) => nested(`{"task":"test.any","input":${d.text}}`, d.depth + 1)),
       fc
         .tuple(deepJson, fc.boolean())
-        .map(([d, k]) => `{"task":"test.any","input":{"x":${d}}${k ? ',"idempotencyKey":"k"' : ''}}`),
-      deepJson,
+        .map(([d, k]) =>
+          nested(
+            `{"task":"test.any","input":{"x":${d.text}}${k ? ',"idempotencyKey":"k"' : ''}}`,
+            d.depth + 2,
+          ),
+        ),
+      deepJson.map((d) => nested(d.text, d.depth)),
       fc.constantFrom(...HUGE).map((n) => `{"task":"test.echo","input":{"n":${n}},"priority":${n}}`),
       fc.constantFrom(
         ...HUGE,
@@ -266,7 +288,10 @@ export function fuzzRequests(o: FuzzOptions): FuzzRequest[] {
     );
     const options: fc.WeightedArbitrary<Payload>[] = [
       { weight: op.body ? 10 : 1, arbitrary: json },
-      { weight: 2, arbitrary: raw.map((payload) => ({ payload, type: 'application/json' })) },
+      {
+        weight: 2,
+        arbitrary: raw.map((r) => (typeof r === 'string' ? { payload: r, type: 'application/json' } : r)),
+      },
       {
         weight: 1,
         arbitrary: fc
@@ -280,11 +305,15 @@ export function fuzzRequests(o: FuzzOptions): FuzzRequest[] {
       { weight: 1, arbitrary: json.map((j) => ({ payload: j.payload })) }, // no content type
     ];
     if (!op.body) options.push({ weight: 12, arbitrary: fc.constant({}) });
+    else {
+      const hostile = hostileBodies(valid(op.body), properties(op.body));
+      options.push({ weight: 3, arbitrary: hostile.map((h) => ({ ...h, type: 'application/json' })) });
+    }
     return fc.oneof(...options);
   };
-  // Submissions reach the most code: they get a larger share of the requests.
+  // Submissions reach the most code: they get a larger share of the requests (a quarter or so).
   const weight = (op: Op) =>
-    op.path === '/v1/jobs' && op.method === 'POST' ? 6 : op.path === '/v1/jobs/batch' ? 3 : 1;
+    op.path === '/v1/jobs' && op.method === 'POST' ? 14 : op.path === '/v1/jobs/batch' ? 5 : 1;
   const request = fc
     .oneof(...operations(o.doc).map((op) => ({ weight: weight(op), arbitrary: fc.constant(op) })))
     .chain((op) =>
@@ -303,7 +332,7 @@ export function fuzzRequests(o: FuzzOptions): FuzzRequest[] {
     .map(({ op, method, params, query, payload, auth: [authorization, tenant] }): FuzzRequest => {
       let i = 0;
       const path = op.path.replace(/\{[^}]+\}/g, () => params[i++] ?? 'x');
-      const headers: Record<string, string> = {};
+      const headers: Record<string, string | string[]> = {};
       if (authorization !== undefined) headers.authorization = authorization;
       if (payload.type !== undefined) headers['content-type'] = payload.type;
       const url = query.length > 0 ? `${path}?${query.join('&')}` : path;
@@ -313,7 +342,10 @@ export function fuzzRequests(o: FuzzOptions): FuzzRequest[] {
         headers,
         ...(payload.payload !== undefined && { payload: payload.payload }),
       };
-      return { op: `${op.method} ${op.path}`, tenant, inject };
+      const expects: Hostility[] = payload.expect ? [payload.expect] : [];
+      if (Array.isArray(authorization) && !op.public) expects.push('two_auth');
+      const bodyRead = method === op.method && op.method !== 'GET' && op.method !== 'HEAD';
+      return { op: `${op.method} ${op.path}`, tenant, inject, expects, bodyRead };
     });
   return fc.sample(request, { seed: o.seed, numRuns: o.runs });
 }

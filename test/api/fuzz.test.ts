@@ -1,9 +1,11 @@
 /**
- * Fuzzing the API from its own OpenAPI document, on every backend: thousands of seeded requests
- * (operation, path parameters, querystring, body, content type and Authorization all drawn at
- * random, from valid to garbage; see fuzz-requests.ts). The API must never answer 5xx, every error
- * must be problem+json with a `code`, no 2xx may show another tenant's job, and the app must still
- * serve afterwards.
+ * Fuzzing the API from its own OpenAPI document, on every backend, with the config and evidence
+ * routes too: thousands of seeded requests (operation, path parameters, querystring, body, content
+ * type and Authorization all drawn at random, from valid to garbage; see fuzz-requests.ts). The API
+ * must never answer 5xx, every error must be problem+json with a `code`, no 2xx may show another
+ * tenant's job, and the app must still serve afterwards. Hostile requests (nesting past the body
+ * depth limit, lone surrogates, values of the wrong JSON type, two Authorization headers; see
+ * fuzz-bodies.ts) must get their specific 400, or a refusal that comes before the body is read.
  *
  * Reproduce a run with BULKHEAD_FUZZ_SEED=<the seed it printed>; BULKHEAD_FUZZ_RUNS sets the number
  * of requests (default 2000). Violations are grouped by kind, each with the first request that hit it.
@@ -13,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { backends } from '../helpers/backends.js';
 import { type ApiFixture, assertJob, call, createApiFixture, killJob, succeedJob } from './api-fixture.js';
+import { expectationBroken, type Hostility } from './fuzz-bodies.js';
 import { type FuzzRequest, fuzzRequests, type OpenApiDoc } from './fuzz-requests.js';
 
 const SEED = Number(process.env.BULKHEAD_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -28,7 +31,7 @@ for (const backend of backends()) {
 
     before(async () => {
       const logger = pino({ level: 'error' }, { write: (line: string) => void serverErrors.push(line) });
-      f = await createApiFixture(backend, { logger });
+      f = await createApiFixture(backend, { logger, planes: true });
       doc = (await call(f.app, { url: '/v1/openapi.json' })).json();
       const submit = async (key: string) => {
         const body = { task: 'test.echo', input: { n: 1 } };
@@ -90,6 +93,8 @@ for (const backend of backends()) {
         groups.set(kind, g);
       };
       const statuses = new Map<number, number>();
+      /** Per hostility: requests labelled with it, and those refused specifically for it. */
+      const hostile = new Map<Hostility, { sent: number; refused: number }>();
       const codes = new Map<string, number>();
       const started = Date.now();
       for (const r of reqs) {
@@ -101,6 +106,24 @@ for (const backend of backends()) {
           continue;
         }
         statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+        const routed = f.app.findRoute({
+          method: r.inject.method as 'GET',
+          url: r.inject.url.split('?')[0] ?? '',
+        });
+        const broken = expectationBroken(r.expects, res, { bodyRead: r.bodyRead, routed: routed !== null });
+        if (broken)
+          note(
+            `hostile request not refused as it must be: ${broken}`,
+            r,
+            `${res.statusCode} ${res.body.slice(0, 200)}`,
+          );
+        for (const e of r.expects) {
+          const h = hostile.get(e) ?? { sent: 0, refused: 0 };
+          h.sent++;
+          const specific = res.statusCode === 400 && res.json().code === 'invalid_request';
+          if (specific && r.expects.length === 1) h.refused++;
+          hostile.set(e, h);
+        }
         const detail = `${res.statusCode} ${res.headers['content-type']} ${res.body.slice(0, 200)}`;
         if (res.statusCode >= 500) {
           const why = serverErrors.splice(0).map((line) => {
@@ -153,6 +176,10 @@ for (const backend of backends()) {
         'a fair share of the requests got through to create jobs',
       );
       assert.ok((statuses.get(200) ?? 0) > RUNS / 40, 'a fair share of the requests got a 200');
+      t.diagnostic(`hostile requests ${JSON.stringify(Object.fromEntries(hostile))}`);
+      for (const kind of ['too_deep', 'lone_surrogate', 'wrong_type', 'two_auth'] as const) {
+        assert.ok((hostile.get(kind)?.refused ?? 0) > 0, `some ${kind} requests reached their specific 400`);
+      }
       const report = [...groups].map(
         ([kind, g]) => `${kind}: ${g.count} requests to ${[...g.ops].join(', ')}`,
       );
