@@ -5,13 +5,11 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createApiKey, type Principal } from '../control/api-keys.js';
-import type { ApiKeyRecord, Role, Tenant } from '../ledger/registry.js';
+import { type ApiKeyRecord, type Role, SYSTEM_TENANT, type Tenant } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
 import { principalOf, ROLE_SETS } from './auth.js';
 import { HttpProblem, problemResponses } from './problem.js';
 import { iso, NAME_PATTERN } from './resources.js';
-
-export const SYSTEM_TENANT = 'default';
 
 const problems = problemResponses;
 const tenantResource = (t: Tenant) => ({ name: t.name, createdAt: iso(t.createdAt) });

@@ -5,7 +5,6 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { SYSTEM_TENANT } from '../api/admin-routes.js';
 import type { HealthSection } from '../api/health-routes.js';
 import { buildApi } from '../api/server.js';
 import { authenticate, createApiKey } from '../control/api-keys.js';
@@ -16,6 +15,7 @@ import { OutboxConsumer } from '../events/consumer.js';
 import { ConfigAgent, type ConfigSource } from '../execution/config-agent.js';
 import type { TaskDefinition } from '../execution/task.js';
 import { createWorker, type Worker, type WorkerOptions } from '../execution/worker.js';
+import { SYSTEM_TENANT } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
 import type { EvidenceProcess } from './evidence-setup.js';
 

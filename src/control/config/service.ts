@@ -10,15 +10,13 @@
  */
 import type { ConfigReport, ConfigVersion, Rollout } from '../../ledger/config-store.js';
 import { ConfigConflictError } from '../../ledger/errors.js';
+import { SYSTEM_TENANT } from '../../ledger/registry.js';
 import type { Store } from '../../ledger/store.js';
 import { ConfigInvalidError, NoConfigError, ReadOnlyError } from '../errors.js';
 import type { SigningKey } from '../signing-keys.js';
 import { signSnapshot } from '../signing-keys.js';
 import { canonical, documentDigest, type Snapshot } from '../snapshot.js';
 import { type ConfigDocument, parseConfig, validateConfig } from './document.js';
-
-/** The system tenant that owns control-plane events. */
-const SYSTEM_TENANT = 'default';
 
 export interface PublishRequest {
   /** YAML/JSON text, or an already-parsed value. */
