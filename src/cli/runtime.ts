@@ -137,6 +137,8 @@ export async function startWorker(options: {
   /** Where config comes from, and how it is trusted; without it the worker enforces no config. */
   config?: {
     source: (workerId: () => string) => ConfigSource;
+    /** The id of the API key the source talks to the control plane with (none in process). */
+    keyId?: string;
     publicKeyPem: string;
     deploymentId: string;
     cacheFile?: string;
@@ -155,6 +157,7 @@ export async function startWorker(options: {
   const worker = createWorker({
     ...options.tuning,
     ...(agent && { config: agent }),
+    ...(options.config?.keyId !== undefined && { controlKeyId: options.config.keyId }),
     ...(options.labels && { labels: options.labels }),
     store: options.store,
     tasks: options.tasks,

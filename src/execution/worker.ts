@@ -73,6 +73,8 @@ export interface WorkerOptions {
   version?: string;
   /** The config agent: claims follow the applied snapshot (none when it is missing or expired). */
   config?: ConfigAgent;
+  /** The id of the API key the config agent uses with the control plane, recorded as `meta.keyId`. */
+  controlKeyId?: string;
   /**
    * Without a config: how many outbox events the evidence shipper may be behind before
    * `evidence: required` work stops starting (a config sets its own). @default 10000
@@ -311,7 +313,10 @@ export class Worker {
       clearance: this.clearance,
       concurrency: this.concurrency,
       runtimes: [...new Set([...this.tasks.values()].map((t) => t.runtime))],
-      meta: { protocol: WORKER_PROTOCOL_VERSION },
+      meta: {
+        protocol: WORKER_PROTOCOL_VERSION,
+        ...(this.options.controlKeyId !== undefined && { keyId: this.options.controlKeyId }),
+      },
     };
   }
 
