@@ -36,7 +36,7 @@ const since = () => new Date(Date.now() - 3_600_000).toISOString();
 const report = { version: 1, status: 'nack', reason: 'forged or not: the matrix decides' };
 const hold = { reason: 'matrix' };
 
-/** A report for a worker registered with `keyId` (the caller's own key when given none). */
+/** A report for a worker registered with `keyId` (null: registered without a key). */
 const reportFor = async (c: CellContext, keyId: string | null): Promise<Prepared> => ({
   url: `/v1/workers/${await c.fx.worker(keyId)}/config-report`,
   body: report,
@@ -175,7 +175,7 @@ export const REQUESTS: Record<string, Builder> = {
     body: { mode: 'normal' },
   }),
 
-  'POST /v1/workers/:id/config-report · with the key the worker registered': (c) =>
+  'POST /v1/workers/:id/config-report · with the key the worker registered with': (c) =>
     reportFor(c, c.caller?.id ?? c.fx.otherWorkerKey.id),
   "POST /v1/workers/:id/config-report · with another worker's key": (c) =>
     reportFor(c, c.fx.otherWorkerKey.id),

@@ -13,59 +13,59 @@ import { fileURLToPath } from 'node:url';
 import { ROLES } from '../../src/ledger/registry.js';
 
 const TABLE = `
-route                               | case                                 | no key | admin  | operator | submitter | approver | auditor | worker
-GET /healthz                        | liveness                             | ok     | ok     | ok       | ok        | ok       | ok      | ok
-GET /v1/openapi.json                | the API description                  | ok     | ok     | ok       | ok        | ok       | ok      | ok
-GET /v1/health                      | health of each plane                 | 401    | ok     | ok       | ok        | ok       | ok      | ok
-POST /v1/jobs                       | submit                               | 401    | ok     | ok       | ok        | 403      | 403     | 403
-POST /v1/jobs/batch                 | submit a batch                       | 401    | ok     | ok       | ok        | 403      | 403     | 403
-GET /v1/jobs                        | list (own jobs)                      | 401    | ok     | ok       | ok        | ok       | ok      | 403
-GET /v1/jobs/:id                    | own job                              | 401    | ok     | ok       | ok        | ok       | ok      | 403
-GET /v1/jobs/:id                    | another tenant's job                 | 401    | 404    | 404      | 404       | 404      | 404     | 403
-GET /v1/jobs/:id/result             | own job                              | 401    | ok     | ok       | ok        | ok       | ok      | 403
-GET /v1/jobs/:id/result             | another tenant's job                 | 401    | 404    | 404      | 404       | 404      | 404     | 403
-POST /v1/jobs/:id/cancel            | own job                              | 401    | ok     | ok       | ok        | 403      | 403     | 403
-POST /v1/jobs/:id/cancel            | another tenant's job                 | 401    | 404    | 404      | 404       | 403      | 403     | 403
-POST /v1/jobs/:id/retry             | own job                              | 401    | ok     | ok       | ok        | 403      | 403     | 403
-POST /v1/jobs/:id/retry             | another tenant's job                 | 401    | 404    | 404      | 404       | 403      | 403     | 403
-POST /v1/tenants                    | create a tenant                      | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
-GET /v1/tenants                     | list (own; the system tenant: all)   | 401    | ok     | 403      | 403       | 403      | 403     | 403
-POST /v1/tenants/:tenant/keys       | own tenant                           | 401    | ok     | 403      | 403       | 403      | 403     | 403
-POST /v1/tenants/:tenant/keys       | another tenant                       | 401    | ok/404 | 403      | 403       | 403      | 403     | 403
-GET /v1/tenants/:tenant/keys        | own tenant                           | 401    | ok     | 403      | 403       | 403      | 403     | 403
-GET /v1/tenants/:tenant/keys        | another tenant                       | 401    | ok/404 | 403      | 403       | 403      | 403     | 403
-POST /v1/keys/:id/revoke            | own tenant's key                     | 401    | ok     | 403      | 403       | 403      | 403     | 403
-POST /v1/keys/:id/revoke            | another tenant's key                 | 401    | ok/404 | 403      | 403       | 403      | 403     | 403
-POST /v1/events/prune               | prune the outbox                     | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
-GET /v1/evidence                    | own trail                            | 401    | ok     | 403      | 403       | 403      | ok      | 403
-GET /v1/evidence                    | another tenant's trail               | 401    | ok/404 | 403      | 403       | 403      | ok/404  | 403
-GET /v1/evidence/verify             | verify the whole log                 | 401    | ok/403 | 403      | 403       | 403      | ok/403  | 403
-GET /v1/evidence/export             | export (others' entries as stubs)    | 401    | ok     | 403      | 403       | 403      | ok      | 403
-POST /v1/evidence/redact            | own entries                          | 401    | ok     | 403      | 403       | 403      | ok      | 403
-POST /v1/evidence/redact            | another tenant's entries             | 401    | ok/404 | 403      | 403       | 403      | ok/404  | 403
-POST /v1/evidence/corrections       | own entry                            | 401    | ok     | 403      | 403       | 403      | ok      | 403
-POST /v1/evidence/corrections       | another tenant's entry               | 401    | ok/404 | 403      | 403       | 403      | ok/404  | 403
-GET /v1/evidence/holds              | list (own)                           | 401    | ok     | 403      | 403       | 403      | ok      | 403
-POST /v1/evidence/holds             | own correlation id                   | 401    | ok     | 403      | 403       | 403      | ok      | 403
-POST /v1/evidence/holds             | another tenant                       | 401    | ok/404 | 403      | 403       | 403      | ok/404  | 403
-POST /v1/evidence/holds/:id/release | own hold                             | 401    | ok     | 403      | 403       | 403      | ok      | 403
-POST /v1/evidence/holds/:id/release | another tenant's hold                | 401    | ok/404 | 403      | 403       | 403      | ok/404  | 403
-POST /v1/evidence/retention         | apply retention now                  | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
-GET /v1/config                      | the signed snapshot (whole document) | 401    | ok/403 | ok/403   | 403       | 403      | ok/403  | ok/403
-POST /v1/config                     | publish                              | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
-POST /v1/config/validate            | validate a document (reads nothing)  | 401    | ok     | ok       | ok        | ok       | ok      | 403
-GET /v1/config/versions             | versions and rollout                 | 401    | ok/403 | ok/403   | 403       | 403      | ok/403  | 403
-GET /v1/config/versions/:version    | one version's document               | 401    | ok/403 | ok/403   | 403       | 403      | ok/403  | 403
-POST /v1/config/rollback            | roll back                            | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
-POST /v1/config/promote             | promote the canary                   | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
-POST /v1/config/abort               | abort the canary                     | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
-POST /v1/control/mode               | set the control plane's mode         | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
-POST /v1/workers/:id/config-report  | with the key the worker registered   | 401    | 403    | 403      | 403       | 403      | 403     | ok/403
-POST /v1/workers/:id/config-report  | with another worker's key            | 401    | 403    | 403      | 403       | 403      | 403     | 403
-POST /v1/workers/:id/config-report  | for a worker that recorded no key    | 401    | 403    | 403      | 403       | 403      | 403     | 403
-POST /v1/workers/:id/config-report  | for an unregistered worker           | 401    | 403    | 403      | 403       | 403      | 403     | 403
-GET /v1/recovery                    | recovery report                      | 401    | ok     | ok       | 403       | 403      | ok      | 403
-GET /v1/workers                     | the fleet                            | 401    | ok/403 | ok/403   | 403       | 403      | ok/403  | 403
+route                               | case                                    | no key | admin  | operator | submitter | approver | auditor | worker
+GET /healthz                        | liveness                                | ok     | ok     | ok       | ok        | ok       | ok      | ok
+GET /v1/openapi.json                | the API description                     | ok     | ok     | ok       | ok        | ok       | ok      | ok
+GET /v1/health                      | health of each plane                    | 401    | ok     | ok       | ok        | ok       | ok      | ok
+POST /v1/jobs                       | submit                                  | 401    | ok     | ok       | ok        | 403      | 403     | 403
+POST /v1/jobs/batch                 | submit a batch                          | 401    | ok     | ok       | ok        | 403      | 403     | 403
+GET /v1/jobs                        | list (own jobs)                         | 401    | ok     | ok       | ok        | ok       | ok      | 403
+GET /v1/jobs/:id                    | own job                                 | 401    | ok     | ok       | ok        | ok       | ok      | 403
+GET /v1/jobs/:id                    | another tenant's job                    | 401    | 404    | 404      | 404       | 404      | 404     | 403
+GET /v1/jobs/:id/result             | own job                                 | 401    | ok     | ok       | ok        | ok       | ok      | 403
+GET /v1/jobs/:id/result             | another tenant's job                    | 401    | 404    | 404      | 404       | 404      | 404     | 403
+POST /v1/jobs/:id/cancel            | own job                                 | 401    | ok     | ok       | ok        | 403      | 403     | 403
+POST /v1/jobs/:id/cancel            | another tenant's job                    | 401    | 404    | 404      | 404       | 403      | 403     | 403
+POST /v1/jobs/:id/retry             | own job                                 | 401    | ok     | ok       | ok        | 403      | 403     | 403
+POST /v1/jobs/:id/retry             | another tenant's job                    | 401    | 404    | 404      | 404       | 403      | 403     | 403
+POST /v1/tenants                    | create a tenant                         | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
+GET /v1/tenants                     | list (own; the system tenant: all)      | 401    | ok     | 403      | 403       | 403      | 403     | 403
+POST /v1/tenants/:tenant/keys       | own tenant                              | 401    | ok     | 403      | 403       | 403      | 403     | 403
+POST /v1/tenants/:tenant/keys       | another tenant                          | 401    | ok/404 | 403      | 403       | 403      | 403     | 403
+GET /v1/tenants/:tenant/keys        | own tenant                              | 401    | ok     | 403      | 403       | 403      | 403     | 403
+GET /v1/tenants/:tenant/keys        | another tenant                          | 401    | ok/404 | 403      | 403       | 403      | 403     | 403
+POST /v1/keys/:id/revoke            | own tenant's key                        | 401    | ok     | 403      | 403       | 403      | 403     | 403
+POST /v1/keys/:id/revoke            | another tenant's key                    | 401    | ok/404 | 403      | 403       | 403      | 403     | 403
+POST /v1/events/prune               | prune the outbox                        | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
+GET /v1/evidence                    | own trail                               | 401    | ok     | 403      | 403       | 403      | ok      | 403
+GET /v1/evidence                    | another tenant's trail                  | 401    | ok/404 | 403      | 403       | 403      | ok/404  | 403
+GET /v1/evidence/verify             | verify the whole log                    | 401    | ok/403 | 403      | 403       | 403      | ok/403  | 403
+GET /v1/evidence/export             | export (others' entries as stubs)       | 401    | ok     | 403      | 403       | 403      | ok      | 403
+POST /v1/evidence/redact            | own entries                             | 401    | ok     | 403      | 403       | 403      | ok      | 403
+POST /v1/evidence/redact            | another tenant's entries                | 401    | ok/404 | 403      | 403       | 403      | ok/404  | 403
+POST /v1/evidence/corrections       | own entry                               | 401    | ok     | 403      | 403       | 403      | ok      | 403
+POST /v1/evidence/corrections       | another tenant's entry                  | 401    | ok/404 | 403      | 403       | 403      | ok/404  | 403
+GET /v1/evidence/holds              | list (own)                              | 401    | ok     | 403      | 403       | 403      | ok      | 403
+POST /v1/evidence/holds             | own correlation id                      | 401    | ok     | 403      | 403       | 403      | ok      | 403
+POST /v1/evidence/holds             | another tenant                          | 401    | ok/404 | 403      | 403       | 403      | ok/404  | 403
+POST /v1/evidence/holds/:id/release | own hold                                | 401    | ok     | 403      | 403       | 403      | ok      | 403
+POST /v1/evidence/holds/:id/release | another tenant's hold                   | 401    | ok/404 | 403      | 403       | 403      | ok/404  | 403
+POST /v1/evidence/retention         | apply retention now                     | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
+GET /v1/config                      | the signed snapshot (whole document)    | 401    | ok/403 | ok/403   | 403       | 403      | ok/403  | ok/403
+POST /v1/config                     | publish                                 | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
+POST /v1/config/validate            | validate a document (reads nothing)     | 401    | ok     | ok       | ok        | ok       | ok      | 403
+GET /v1/config/versions             | versions and rollout                    | 401    | ok/403 | ok/403   | 403       | 403      | ok/403  | 403
+GET /v1/config/versions/:version    | one version's document                  | 401    | ok/403 | ok/403   | 403       | 403      | ok/403  | 403
+POST /v1/config/rollback            | roll back                               | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
+POST /v1/config/promote             | promote the canary                      | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
+POST /v1/config/abort               | abort the canary                        | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
+POST /v1/control/mode               | set the control plane's mode            | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
+POST /v1/workers/:id/config-report  | with the key the worker registered with | 401    | 403    | 403      | 403       | 403      | 403     | ok/403
+POST /v1/workers/:id/config-report  | with another worker's key               | 401    | 403    | 403      | 403       | 403      | 403     | 403
+POST /v1/workers/:id/config-report  | for a worker that recorded no key       | 401    | 403    | 403      | 403       | 403      | 403     | 403
+POST /v1/workers/:id/config-report  | for an unregistered worker              | 401    | 403    | 403      | 403       | 403      | 403     | 403
+GET /v1/recovery                    | recovery report                         | 401    | ok     | ok       | 403       | 403      | ok      | 403
+GET /v1/workers                     | the fleet                               | 401    | ok/403 | ok/403   | 403       | 403      | ok/403  | 403
 `;
 
 /** What a key that passes gets, where the table's `ok` does not say it all. */
