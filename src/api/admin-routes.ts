@@ -3,15 +3,13 @@
  * tenant; an admin key of any other tenant manages only its own tenant's keys. Key secrets are in
  * the creation response only.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { createApiKey, type Principal } from '../control/api-keys.js';
-import type { ApiKeyRecord, Role, Tenant } from '../ledger/registry.js';
+import { type ApiKeyRecord, type Role, SYSTEM_TENANT, type Tenant } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
 import { principalOf, ROLE_SETS } from './auth.js';
 import { HttpProblem, problemResponses } from './problem.js';
 import { iso, NAME_PATTERN } from './resources.js';
-
-export const SYSTEM_TENANT = 'default';
 
 const problems = problemResponses;
 const tenantResource = (t: Tenant) => ({ name: t.name, createdAt: iso(t.createdAt) });
@@ -33,25 +31,13 @@ function mayManage(principal: Principal, tenant: string): boolean {
   return principal.tenant === SYSTEM_TENANT || principal.tenant === tenant;
 }
 
-function requireSystemAdmin(request: FastifyRequest): Principal {
-  const p = principalOf(request);
-  if (p.tenant !== SYSTEM_TENANT) {
-    throw new HttpProblem(
-      403,
-      'forbidden',
-      `only admin keys of the '${SYSTEM_TENANT}' tenant manage tenants`,
-    );
-  }
-  return p;
-}
-
 export function registerAdminRoutes(app: FastifyInstance, deps: { store: Store }): void {
   const { registry } = deps.store;
 
   app.post<{ Body: { name: string } }>(
     '/v1/tenants',
     {
-      config: { roles: ROLE_SETS.admin },
+      config: { roles: ROLE_SETS.admin, scope: 'system' },
       schema: {
         tags: ['tenants'],
         summary: 'Create a tenant (200 if it already exists)',
@@ -65,7 +51,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: { store: Store }
       },
     },
     async (request, reply) => {
-      const p = requireSystemAdmin(request);
+      const p = principalOf(request);
       const { tenant, created } = await registry.createTenant(request.body.name);
       if (created)
         await deps.store.appendEvent({
@@ -224,7 +210,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: { store: Store }
   app.post<{ Body: { throughSeq: number } }>(
     '/v1/events/prune',
     {
-      config: { roles: ROLE_SETS.admin },
+      config: { roles: ROLE_SETS.admin, scope: 'system' },
       schema: {
         tags: ['events'],
         summary:
@@ -246,7 +232,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: { store: Store }
       },
     },
     async (request) => {
-      const p = requireSystemAdmin(request);
+      const p = principalOf(request);
       const result = await deps.store.pruneEvents(request.body.throughSeq);
       request.log.warn({ ...result, by: p.keyId }, 'outbox events pruned');
       return result;

@@ -1,12 +1,15 @@
 /**
  * Authentication and authorization for every route except `/healthz` and the OpenAPI document:
  * `Authorization: Bearer <key>`; 401 without a valid key, 403 when the key's roles do not include
- * one the route allows. A route declares its roles in `config.roles`. A request with more than one
- * Authorization header is a 400: Node keeps only the first, and which key was meant is a guess.
+ * one the route allows. A route declares its roles in `config.roles`, and `config.scope: 'system'`
+ * when it is deployment-wide (then a key of any tenant but the system tenant is a 403 too). Both are
+ * decided here, before the request body is read. docs/SECURITY.md has the whole matrix. A request
+ * with more than one Authorization header is a 400: Node keeps only the first, and which key was
+ * meant is a guess.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { authenticate, type Principal } from '../control/api-keys.js';
-import type { Registry, Role } from '../ledger/registry.js';
+import { type Registry, type Role, SYSTEM_TENANT } from '../ledger/registry.js';
 import { HttpProblem } from './problem.js';
 
 declare module 'fastify' {
@@ -16,6 +19,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Roles allowed on the route; absent means public. */
     roles?: readonly Role[];
+    /**
+     * `system`: the route reads or changes the whole deployment (config, snapshots, the fleet,
+     * tenants): only keys of the system tenant pass, whatever another tenant's key's roles.
+     */
+    scope?: 'system';
   }
 }
 
@@ -56,6 +64,13 @@ export function registerAuth(app: FastifyInstance, registry: Registry): void {
         `this key's roles (${principal.roles.join(', ')}) do not allow this; it needs one of: ${roles.join(', ')}`,
       );
     }
+    if (request.routeOptions.config?.scope === 'system' && principal.tenant !== SYSTEM_TENANT) {
+      throw new HttpProblem(
+        403,
+        'forbidden',
+        `this route is deployment-wide: only keys of the system tenant '${SYSTEM_TENANT}' may use it, and this key belongs to tenant '${principal.tenant}'`,
+      );
+    }
     request.principal = principal;
   });
 }
@@ -80,5 +95,7 @@ export const ROLE_SETS = {
   operate: ['admin', 'operator', 'submitter'],
   approve: ['admin', 'approver'],
   admin: ['admin'],
+  /** Who reads the control plane's state: config versions, the fleet, recovery. */
+  inspect: ['admin', 'operator', 'auditor'],
   any: ['admin', 'operator', 'submitter', 'approver', 'auditor', 'worker'],
 } as const satisfies Record<string, readonly Role[]>;

@@ -1,15 +1,14 @@
 /**
  * Control-plane config routes: the signed snapshot a worker should run (long-poll), publish,
- * versions, rollback, canary promote/abort, the control plane's mode, worker ACK/NACK reports, and
- * the fleet view. Mutations are refused in read-only mode (except switching the mode back).
+ * versions, rollback, canary promote/abort and the control plane's mode. Config is the whole
+ * deployment's: every route but `validate` (which reads nothing but its body) is system-scope —
+ * keys of the system tenant only. Mutations are refused in read-only mode (except switching the
+ * mode back). Worker reports and the fleet are in fleet-routes.ts.
  */
 import type { FastifyInstance } from 'fastify';
-import { fleetStatus } from '../control/config/fleet.js';
 import type { ConfigService } from '../control/config/service.js';
-import { recoveryReport } from '../control/recovery.js';
 import type { ConfigVersion } from '../ledger/config-store.js';
 import type { Store } from '../ledger/store.js';
-import { SYSTEM_TENANT } from './admin-routes.js';
 import { principalOf, ROLE_SETS } from './auth.js';
 import { HttpProblem, problemResponses as problems } from './problem.js';
 import { iso, NAME_PATTERN } from './resources.js';
@@ -41,7 +40,7 @@ const versionSchema = {
     document: {},
   },
 } as const;
-const rolloutSchema = {
+export const rolloutSchema = {
   type: 'object',
   required: ['currentVersion', 'mode'],
   properties: {
@@ -50,25 +49,16 @@ const rolloutSchema = {
     mode: { type: 'string', enum: ['normal', 'read_only'] },
   },
 } as const;
-const admin = { roles: ROLE_SETS.admin };
+const admin = { roles: ROLE_SETS.admin, scope: 'system' } as const;
+const inspect = { roles: ROLE_SETS.inspect, scope: 'system' } as const;
 
 export function registerConfigRoutes(
   app: FastifyInstance,
   deps: { store: Store; config: ConfigService },
 ): void {
   const { store, config } = deps;
-  /** Config is the whole deployment's: only keys of the system tenant may change it. */
-  const by = (req: Parameters<typeof principalOf>[0]) => {
-    const p = principalOf(req);
-    if (p.tenant !== SYSTEM_TENANT) {
-      throw new HttpProblem(
-        403,
-        'forbidden',
-        `only keys of the '${SYSTEM_TENANT}' tenant change the control plane config`,
-      );
-    }
-    return `key:${p.keyId}`;
-  };
+  /** Who made a change, as config events record it. */
+  const by = (req: Parameters<typeof principalOf>[0]) => `key:${principalOf(req).keyId}`;
 
   // Read-only mode refuses every privileged mutation: tenants and keys here, config in the service.
   app.addHook('preHandler', async (request) => {
@@ -81,7 +71,7 @@ export function registerConfigRoutes(
   app.get<{ Querystring: { labels?: string; after?: number; waitMs?: number } }>(
     '/v1/config',
     {
-      config: { roles: ['worker', 'admin', 'operator', 'auditor'] },
+      config: { roles: ['worker', ...ROLE_SETS.inspect], scope: 'system' },
       schema: {
         tags: ['config'],
         summary: 'The signed snapshot a worker with these labels should run; long-polls past `after`',
@@ -192,7 +182,7 @@ export function registerConfigRoutes(
   app.get<{ Querystring: { limit?: number } }>(
     '/v1/config/versions',
     {
-      config: { roles: ['admin', 'operator', 'auditor'] },
+      config: inspect,
       schema: {
         tags: ['config'],
         summary: 'Published config versions, newest first, with the rollout state',
@@ -220,7 +210,7 @@ export function registerConfigRoutes(
   app.get<{ Params: { version: number } }>(
     '/v1/config/versions/:version',
     {
-      config: { roles: ['admin', 'operator', 'auditor'] },
+      config: inspect,
       schema: {
         tags: ['config'],
         summary: 'One config version with its document',
@@ -299,115 +289,5 @@ export function registerConfigRoutes(
       },
     },
     async (request) => config.setMode(request.body.mode, by(request)),
-  );
-
-  app.post<{ Params: { id: string }; Body: { version: number; status: 'ack' | 'nack'; reason?: string } }>(
-    '/v1/workers/:id/config-report',
-    {
-      config: { roles: ['worker', 'admin'] },
-      schema: {
-        tags: ['workers'],
-        summary: 'A worker reports the config version it applied (ack) or refused (nack, with the reason)',
-        params: {
-          type: 'object',
-          required: ['id'],
-          properties: { id: { type: 'string', pattern: NAME_PATTERN, maxLength: 200 } },
-        },
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['version', 'status'],
-          properties: {
-            version: { type: 'integer', minimum: 0 },
-            status: { type: 'string', enum: ['ack', 'nack'] },
-            reason: { type: 'string', maxLength: 2000 },
-          },
-        },
-        response: { 204: { type: 'null' }, ...problems },
-      },
-    },
-    async (request, reply) => {
-      await config.report({
-        workerId: request.params.id,
-        version: request.body.version,
-        status: request.body.status,
-        ...(request.body.reason !== undefined && { reason: request.body.reason }),
-      });
-      return reply.code(204).send();
-    },
-  );
-
-  app.get<{ Querystring: { since: string } }>(
-    '/v1/recovery',
-    {
-      config: { roles: ['admin', 'operator', 'auditor'] },
-      schema: {
-        tags: ['config'],
-        summary:
-          'After an outage: what was accepted, ran on cached authority, was blocked, reaped, and how jobs ended',
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['since'],
-          properties: { since: { type: 'string', format: 'date-time' } },
-        },
-        response: { 200: { type: 'object', additionalProperties: true }, ...problems },
-      },
-    },
-    async (request) => {
-      const p = principalOf(request);
-      const since = Date.parse(request.query.since);
-      return recoveryReport(store, since, p.tenant === SYSTEM_TENANT ? {} : { tenant: p.tenant });
-    },
-  );
-
-  app.get(
-    '/v1/workers',
-    {
-      config: { roles: ['admin', 'operator', 'auditor'] },
-      schema: {
-        tags: ['workers'],
-        summary: 'Every worker: state, labels, applied config version, ACK/NACK and config age',
-        response: {
-          200: {
-            type: 'object',
-            required: ['workers', 'rollout'],
-            properties: {
-              workers: { type: 'array', items: { type: 'object', additionalProperties: true } },
-              rollout: rolloutSchema,
-            },
-          },
-          ...problems,
-        },
-      },
-    },
-    async () => {
-      const now = Date.now();
-      const workers = await store.listWorkers();
-      const rollout = await store.configs.rollout();
-      return {
-        workers: workers.map((w) => ({
-          id: w.id,
-          state: w.state,
-          host: w.host,
-          pid: w.pid,
-          version: w.version,
-          labels: w.labels,
-          queues: w.queues,
-          clearance: w.clearance,
-          concurrency: w.concurrency,
-          lastSeenAt: iso(w.lastSeenAt),
-          // Whether it verifies authority records, and the task types it refuses (a contract it cannot keep).
-          authority: w.meta?.authority ?? 'unknown',
-          refused: w.meta?.refused ?? {},
-          config: {
-            ...w.config,
-            ...(w.config.reportedAt !== undefined && { ageMs: now - w.config.reportedAt }),
-            status: fleetStatus(w, rollout),
-          },
-        })),
-        rollout,
-      };
-    },
   );
 }

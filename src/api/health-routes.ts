@@ -1,10 +1,13 @@
 /**
  * `GET /healthz` (liveness, no auth: is the process serving?) and `GET /v1/health` (one section per
- * plane; 503 when any section is down).
+ * plane; 503 when any section is down). The sections' details — config version and signer, the
+ * fleet's NACKs, worker ids, store errors — are the deployment's: a key of the system tenant gets
+ * them, any other tenant's key only each section's status.
  */
 import type { FastifyInstance } from 'fastify';
+import { SYSTEM_TENANT } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
-import { ROLE_SETS } from './auth.js';
+import { principalOf, ROLE_SETS } from './auth.js';
 import { problemResponses } from './problem.js';
 
 export interface HealthSection {
@@ -45,7 +48,7 @@ export function registerHealthRoutes(
         },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
       const sections: Record<string, HealthSection> = {};
       const started = performance.now();
       try {
@@ -82,7 +85,11 @@ export function registerHealthRoutes(
       }
       const states = Object.values(sections).map((s) => s.status);
       const status = states.includes('down') ? 'down' : states.includes('degraded') ? 'degraded' : 'ok';
-      return reply.code(status === 'down' ? 503 : 200).send({ status, sections });
+      const system = principalOf(request).tenant === SYSTEM_TENANT;
+      const shown = system
+        ? sections
+        : Object.fromEntries(Object.entries(sections).map(([name, s]) => [name, { status: s.status }]));
+      return reply.code(status === 'down' ? 503 : 200).send({ status, sections: shown });
     },
   );
 }

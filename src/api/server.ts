@@ -15,6 +15,7 @@ import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuth } from './auth.js';
 import { registerConfigRoutes } from './config-routes.js';
 import { registerEvidenceRoutes } from './evidence-routes.js';
+import { registerFleetRoutes } from './fleet-routes.js';
 import { type HealthSection, healthSchema, registerHealthRoutes } from './health-routes.js';
 import { registerJobRoutes } from './jobs-routes.js';
 import { MAX_BODY_DEPTH, registerJsonBody } from './json-body.js';
@@ -106,7 +107,10 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     ...(signer && { approvals: new Approvals(options.store, signer) }),
   });
   registerAdminRoutes(app, { store: options.store });
-  if (options.config) registerConfigRoutes(app, { store: options.store, config: options.config });
+  if (options.config) {
+    registerConfigRoutes(app, { store: options.store, config: options.config });
+    registerFleetRoutes(app, { store: options.store, config: options.config });
+  }
   if (options.evidence) registerEvidenceRoutes(app, { evidence: options.evidence });
 
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -5,7 +5,6 @@
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { SYSTEM_TENANT } from '../api/admin-routes.js';
 import type { HealthSection } from '../api/health-routes.js';
 import { buildApi } from '../api/server.js';
 import { Admission } from '../control/admission.js';
@@ -17,6 +16,7 @@ import { OutboxConsumer } from '../events/consumer.js';
 import { ConfigAgent, type ConfigSource } from '../execution/config-agent.js';
 import type { TaskDefinition } from '../execution/task.js';
 import { createWorker, type Worker, type WorkerOptions } from '../execution/worker.js';
+import { SYSTEM_TENANT } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
 import type { EvidenceProcess } from './evidence-setup.js';
 
@@ -170,6 +170,8 @@ export async function startWorker(options: {
   /** Where config comes from, and how it is trusted; without it the worker enforces no config. */
   config?: {
     source: (workerId: () => string) => ConfigSource;
+    /** The id of the API key the source talks to the control plane with (none in process). */
+    keyId?: string;
     publicKeyPem: string;
     deploymentId: string;
     cacheFile?: string;
@@ -189,6 +191,7 @@ export async function startWorker(options: {
     ...options.tuning,
     ...(agent && { config: agent }),
     ...(options.authority && { authority: options.authority }),
+    ...(options.config?.keyId !== undefined && { controlKeyId: options.config.keyId }),
     ...(options.labels && { labels: options.labels }),
     store: options.store,
     tasks: options.tasks,

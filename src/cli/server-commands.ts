@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { pino } from 'pino';
+import { keyIdOf } from '../control/api-keys.js';
 import { openStore } from '../ledger/open.js';
 import {
   ensureControlIdentity,
@@ -318,12 +319,19 @@ export function registerServerCommands(program: Command): void {
         if (opts.control) {
           const apiKey = process.env.BULKHEAD_API_KEY;
           if (!apiKey) throw new UsageError('--control needs a worker API key in BULKHEAD_API_KEY');
+          const keyId = keyIdOf(apiKey.trim());
+          if (keyId === undefined)
+            throw new UsageError(
+              'BULKHEAD_API_KEY is not an API key (bh_<id>_<secret>, as `bulkhead keys create` prints it)',
+            );
           if (!opts.controlKeys)
             throw new UsageError('--control needs --control-keys DIR (control.pub and deployment)');
           const dir = resolve(opts.controlKeys);
           const controlUrl = opts.control;
           config = {
             source: (id) => httpSource(controlUrl, apiKey, id, labels),
+            // Recorded on the worker row: the control plane takes this worker's reports from this key only.
+            keyId,
             publicKeyPem: readPinnedKey(resolve(dir, 'control.pub')),
             deploymentId: readDeployment(dir),
             ...(opts.configCache && { cacheFile: resolve(opts.configCache) }),

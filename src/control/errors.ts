@@ -1,5 +1,6 @@
 /** Control-plane errors: admission, authorization and config refusals, each with a stable `code`. */
 import type { ConfigProblem } from './config/document.js';
+import type { ReportRefusalReason } from './config/reports.js';
 
 export abstract class ControlError extends Error {
   abstract readonly code: string;
@@ -44,6 +45,18 @@ export class InvalidInputError extends ControlError {
 
 export class ForbiddenError extends ControlError {
   readonly code = 'forbidden';
+}
+
+/** A config report (ACK/NACK) not made with the reporting worker's own key (see config/reports.ts). */
+export class ReportRefusedError extends ControlError {
+  readonly code = 'forbidden';
+  constructor(
+    readonly workerId: string,
+    readonly reason: ReportRefusalReason,
+    detail: string,
+  ) {
+    super(detail);
+  }
 }
 
 export class ConfigInvalidError extends ControlError {

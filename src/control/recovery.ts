@@ -3,11 +3,16 @@
  * was accepted, what ran on cached authority (no recent control contact), what was blocked and for
  * which reason, what the reaper took back, how jobs ended, and the config changes. The jobs that
  * ran on cached authority or lost their lease are the ones to reconcile.
+ *
+ * For the whole deployment (a system-tenant caller), or for one tenant: then only that tenant's jobs
+ * are counted and the config changes are left out — config is the deployment's, not the tenant's.
  */
 import type { Store } from '../ledger/store.js';
 import type { OutboxEvent } from '../ledger/types.js';
 
 export interface RecoveryReport {
+  /** The tenant whose jobs the report counts; absent when it covers the whole deployment. */
+  tenant?: string;
   since: string;
   until: string;
   eventsScanned: number;
@@ -17,7 +22,8 @@ export interface RecoveryReport {
   stillBlocked: number;
   reaped: { count: number; jobs: string[] };
   ended: Record<string, number>;
-  configChanges: { seq: number; type: string; at: string; data: Record<string, unknown> }[];
+  /** Config and control-mode events: in the deployment's report only. */
+  configChanges?: { seq: number; type: string; at: string; data: Record<string, unknown> }[];
   /** Jobs to check against external systems: ran on cached authority, or lost a lease. */
   needsReconciliation: string[];
 }
@@ -56,7 +62,10 @@ export async function recoveryReport(
   options: { tenant?: string } = {},
 ): Promise<RecoveryReport> {
   const until = Date.now();
+  const whole = options.tenant === undefined;
+  const configChanges: NonNullable<RecoveryReport['configChanges']> = [];
   const report: RecoveryReport = {
+    ...(options.tenant !== undefined && { tenant: options.tenant }),
     since: new Date(since).toISOString(),
     until: new Date(until).toISOString(),
     eventsScanned: 0,
@@ -66,7 +75,7 @@ export async function recoveryReport(
     stillBlocked: 0,
     reaped: { count: 0, jobs: [] },
     ended: {},
-    configChanges: [],
+    ...(whole && { configChanges }),
     needsReconciliation: [],
   };
   const reconcile = new Set<string>();
@@ -75,11 +84,12 @@ export async function recoveryReport(
   };
   const visit = (e: OutboxEvent) => {
     if (e.at < since || e.at > until) return;
+    if (!whole && e.tenant !== options.tenant) return;
     if (e.type.startsWith('config.') || e.type.startsWith('control.')) {
-      report.configChanges.push({ seq: e.seq, type: e.type, at: new Date(e.at).toISOString(), data: e.data });
+      if (whole)
+        configChanges.push({ seq: e.seq, type: e.type, at: new Date(e.at).toISOString(), data: e.data });
       return;
     }
-    if (options.tenant !== undefined && e.tenant !== options.tenant) return;
     report.eventsScanned++;
     const d = e.data;
     if (d.from === 'submitted') report.accepted++;

@@ -80,6 +80,8 @@ export interface WorkerOptions {
   version?: string;
   /** The config agent: claims follow the applied snapshot (none when it is missing or expired). */
   config?: ConfigAgent;
+  /** The id of the API key the config agent uses with the control plane, recorded as `meta.keyId`. */
+  controlKeyId?: string;
   /**
    * How jobs' authority records are verified before every attempt: the control plane's pinned
    * public key and deployment id. With a `config` agent its pin is used. `'unverified'` runs every
@@ -344,6 +346,7 @@ export class Worker {
         protocol: WORKER_PROTOCOL_VERSION,
         authority: this.authority.verifies ? 'verified' : 'unverified',
         ...(this.refused.size > 0 && { refused: Object.fromEntries(this.refused) }),
+        ...(this.options.controlKeyId !== undefined && { keyId: this.options.controlKeyId }),
       },
     };
   }

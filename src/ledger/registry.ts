@@ -8,6 +8,13 @@ import type { Classification } from './types.js';
 export const ROLES = ['admin', 'operator', 'submitter', 'approver', 'auditor', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
 
+/**
+ * The system tenant: the deployment's own, made at init with the first admin key. Its keys act on
+ * deployment-wide things (tenants, config, the fleet, outbox pruning); every other tenant's keys see
+ * only their own tenant's jobs, keys and evidence.
+ */
+export const SYSTEM_TENANT = 'default';
+
 export interface Tenant {
   name: string;
   createdAt: number;

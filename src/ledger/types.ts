@@ -238,7 +238,10 @@ export interface WorkerInfo {
   clearance: Classification;
   concurrency: number;
   runtimes: string[];
-  /** Anything else the worker reports (applied config version, …). */
+  /**
+   * Anything else the worker reports: `protocol`, and `keyId` — the id of the API key it talks to
+   * the control plane with, the only key the control plane accepts its config reports from.
+   */
   meta?: Record<string, unknown>;
 }
 

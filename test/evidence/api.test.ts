@@ -1595,7 +1595,8 @@ for (const backend of backends()) {
       await exportText(sysAuditor); // signs the head
       await verifyLog();
       await fx.settle();
-      const res = await req({ url: '/v1/health', key: fx.keys.acme.worker });
+      // The sections' details are the deployment's: a key of the system tenant reads them.
+      const res = await req({ url: '/v1/health', key: fx.keys.default.worker });
       assert.equal(res.statusCode, 200, res.body);
       const ev = (res.json() as { sections: Record<string, Record<string, unknown>> }).sections.evidence;
       assert.ok(ev, res.body);

@@ -10,16 +10,16 @@
  */
 import type { ConfigReport, ConfigVersion, Rollout } from '../../ledger/config-store.js';
 import { ConfigConflictError } from '../../ledger/errors.js';
+import { SYSTEM_TENANT } from '../../ledger/registry.js';
 import type { Store } from '../../ledger/store.js';
+import type { Principal } from '../api-keys.js';
 import { registryRow } from '../contract.js';
-import { ConfigInvalidError, NoConfigError, ReadOnlyError } from '../errors.js';
+import { ConfigInvalidError, NoConfigError, ReadOnlyError, ReportRefusedError } from '../errors.js';
 import type { SigningKey } from '../signing-keys.js';
 import { signSnapshot } from '../signing-keys.js';
 import { canonical, documentDigest, type Snapshot } from '../snapshot.js';
 import { type ConfigDocument, parseConfig, validateConfig } from './document.js';
-
-/** The system tenant that owns control-plane events. */
-const SYSTEM_TENANT = 'default';
+import { recordedKeyId, reportRefusal } from './reports.js';
 
 export interface PublishRequest {
   /** YAML/JSON text, or an already-parsed value. */
@@ -214,7 +214,39 @@ export class ConfigService {
     }
   }
 
-  /** A worker applied (ack) or refused (nack) a version: recorded, and kept for the fleet view. */
+  /**
+   * A report that arrived with an API key: accepted only from the worker's own key (reports.ts).
+   * A refusal changes nothing, is recorded as `security.report_refused` (who tried, for which
+   * worker; never a secret, nor the report's free text), and throws `ReportRefusedError`.
+   */
+  async reportAs(principal: Principal, report: ConfigReport): Promise<void> {
+    const worker = (await this.store.listWorkers()).find((w) => w.id === report.workerId);
+    const refusal = reportRefusal(principal, report.workerId, worker);
+    if (refusal) {
+      const recorded = worker && recordedKeyId(worker);
+      await this.store.appendEvent({
+        type: 'security.report_refused',
+        tenant: SYSTEM_TENANT,
+        data: {
+          workerId: report.workerId,
+          keyId: principal.keyId,
+          tenant: principal.tenant,
+          roles: principal.roles,
+          reason: refusal.reason,
+          status: report.status,
+          version: report.version,
+          ...(recorded !== undefined && { workerKeyId: recorded }),
+        },
+      });
+      throw new ReportRefusedError(report.workerId, refusal.reason, refusal.detail);
+    }
+    await this.report(report);
+  }
+
+  /**
+   * A worker applied (ack) or refused (nack) a version: recorded, and kept for the fleet view. Called
+   * as is only in process (embedded mode); a report over the API goes through `reportAs`.
+   */
   async report(report: ConfigReport): Promise<void> {
     await this.store.configs.report(report);
     await this.store.appendEvent({
