@@ -11,6 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../../src/api/server.js';
 import { ensureControlIdentity, ensureInitialConfig } from '../../src/cli/control-setup.js';
 import { createApiKey } from '../../src/control/api-keys.js';
+import { parseContract, registryRow, type TaskContract } from '../../src/control/contract.js';
 import type { ConfigService } from '../../src/control/config/service.js';
 import { EvidenceService } from '../../src/evidence/service.js';
 import { ROLES, type Role, SYSTEM_TENANT } from '../../src/ledger/registry.js';
@@ -44,6 +45,10 @@ export interface MatrixFixture {
   job(tenant: MatrixTenant): Promise<string>;
   /** A cancelled job of `tenant` (retry accepts it). */
   cancelledJob(tenant: MatrixTenant): Promise<string>;
+  /** A job of `tenant` awaiting approval, submitted with its submitter key. */
+  awaitingJob(tenant: MatrixTenant): Promise<string>;
+  /** A job of `tenant` a worker refused for invalid authority (readmit accepts it). */
+  refusedJob(tenant: MatrixTenant): Promise<string>;
   /** A fresh API key of `tenant` (to revoke). */
   spareKey(tenant: MatrixTenant): Promise<string>;
   /** A fresh evidence entry of `tenant`: its correlation id and seq (with a redactable `note`). */
@@ -56,6 +61,20 @@ export interface MatrixFixture {
   canary(): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
+
+const APPROVED = 'test.approved';
+const REFUSED = 'test.refused';
+
+/** A task type of the matrix with its own queue and the given contract fields. */
+const gatedType = (name: string, fields: Partial<TaskContract>) =>
+  registryRow({
+    name,
+    version: 1,
+    inputSchema: {},
+    contract: parseContract({ queue: name, ...fields }, name),
+    compensable: false,
+    source: 'config',
+  });
 
 let serial = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${++serial}`;
@@ -83,13 +102,15 @@ export async function createMatrixFixture(backend: Backend): Promise<MatrixFixtu
   }
   const spare = await createApiKey(store.registry, { tenant: SYSTEM_TENANT, roles: ['worker'] });
   await store.registry.putTaskType(ANY);
+  await store.registry.putTaskType(gatedType(APPROVED, { approval: true }));
+  await store.registry.putTaskType(gatedType(REFUSED, {}));
   const app = await buildApi({ store, config, evidence });
 
-  const job = async (tenant: MatrixTenant) => {
+  const job = async (tenant: MatrixTenant, task = ANY.name) => {
     const res = await call(app, {
       url: '/v1/jobs',
       key: keys[tenant].submitter.key,
-      body: { task: ANY.name, input: {} },
+      body: { task, input: {} },
     });
     if (res.statusCode !== 201) throw new Error(`fixture submit: ${res.statusCode} ${res.body}`);
     return (res.json() as { id: string }).id;
@@ -106,6 +127,14 @@ export async function createMatrixFixture(backend: Backend): Promise<MatrixFixtu
     async cancelledJob(tenant) {
       const id = await job(tenant);
       await store.cancel(id, { tenant });
+      return id;
+    },
+    awaitingJob: (tenant) => job(tenant, APPROVED),
+    async refusedJob(tenant) {
+      const id = await job(tenant, REFUSED);
+      // As a worker whose check of the record failed would: every claimed job of the queue is refused.
+      const claimed = await store.claim({ workerId: 'matrix-refuser', queues: [REFUSED], limit: 100 });
+      await store.refuseAuthority(claimed.map((j) => ({ jobId: j.id, fence: j.fence, message: 'matrix' })));
       return id;
     },
     async spareKey(tenant) {

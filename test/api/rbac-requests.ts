@@ -73,6 +73,28 @@ export const REQUESTS: Record<string, Builder> = {
   "POST /v1/jobs/:id/retry · another tenant's job": async (c) => ({
     url: `/v1/jobs/${await c.fx.cancelledJob(OTHER)}/retry`,
   }),
+  'POST /v1/jobs/:id/approve · own job awaiting approval': async (c) => ({
+    url: `/v1/jobs/${await c.fx.awaitingJob(c.own)}/approve`,
+    body: { comment: 'matrix' },
+  }),
+  "POST /v1/jobs/:id/approve · another tenant's job": async (c) => ({
+    url: `/v1/jobs/${await c.fx.awaitingJob(OTHER)}/approve`,
+    body: {},
+  }),
+  'POST /v1/jobs/:id/reject · own job awaiting approval': async (c) => ({
+    url: `/v1/jobs/${await c.fx.awaitingJob(c.own)}/reject`,
+    body: {},
+  }),
+  "POST /v1/jobs/:id/reject · another tenant's job": async (c) => ({
+    url: `/v1/jobs/${await c.fx.awaitingJob(OTHER)}/reject`,
+    body: {},
+  }),
+  'POST /v1/jobs/:id/readmit · own job blocked for invalid authority': async (c) => ({
+    url: `/v1/jobs/${await c.fx.refusedJob(c.own)}/readmit`,
+  }),
+  "POST /v1/jobs/:id/readmit · another tenant's job": async (c) => ({
+    url: `/v1/jobs/${await c.fx.refusedJob(OTHER)}/readmit`,
+  }),
 
   'POST /v1/tenants · create a tenant': async () => ({
     url: '/v1/tenants',

@@ -28,6 +28,12 @@ POST /v1/jobs/:id/cancel            | own job                                 | 
 POST /v1/jobs/:id/cancel            | another tenant's job                    | 401    | 404    | 404      | 404       | 403      | 403     | 403
 POST /v1/jobs/:id/retry             | own job                                 | 401    | ok     | ok       | ok        | 403      | 403     | 403
 POST /v1/jobs/:id/retry             | another tenant's job                    | 401    | 404    | 404      | 404       | 403      | 403     | 403
+POST /v1/jobs/:id/approve           | own job awaiting approval               | 401    | ok     | 403      | 403       | ok       | 403     | 403
+POST /v1/jobs/:id/approve           | another tenant's job                    | 401    | 404    | 403      | 403       | 404      | 403     | 403
+POST /v1/jobs/:id/reject            | own job awaiting approval               | 401    | ok     | 403      | 403       | ok       | 403     | 403
+POST /v1/jobs/:id/reject            | another tenant's job                    | 401    | 404    | 403      | 403       | 404      | 403     | 403
+POST /v1/jobs/:id/readmit           | own job blocked for invalid authority   | 401    | ok     | 403      | 403       | 403      | 403     | 403
+POST /v1/jobs/:id/readmit           | another tenant's job                    | 401    | 404    | 403      | 403       | 403      | 403     | 403
 POST /v1/tenants                    | create a tenant                         | 401    | ok/403 | 403      | 403       | 403      | 403     | 403
 GET /v1/tenants                     | list (own; the system tenant: all)      | 401    | ok     | 403      | 403       | 403      | 403     | 403
 POST /v1/tenants/:tenant/keys       | own tenant                              | 401    | ok     | 403      | 403       | 403      | 403     | 403
