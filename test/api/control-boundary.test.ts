@@ -149,6 +149,7 @@ for (const backend of backends()) {
         concurrency: 1,
         logger: pino({ level: 'silent' }),
         tuning: { workerId: `boundary-${backend.dialect}` },
+        authority: 'unverified',
       });
       const started = await startWorker({
         store: fx.store,
