@@ -96,6 +96,28 @@ export const flaky = defineTask({
   },
 });
 
+/**
+ * An agent's tool call that moves money: a model proposes it, people approve it (the published
+ * config makes it need approval), and only then does it run, once, with an idempotency key the
+ * payment provider deduplicates on.
+ */
+export const payout = defineTask({
+  name: 'demo.payout',
+  input: z.object({
+    to: z.string().min(1).max(200),
+    amountCents: z.number().int().positive().max(1_000_000),
+  }),
+  effect: 'destructive',
+  async run(input, ctx) {
+    const receipt = await ctx.step('pay', () => ({
+      paid: input.amountCents,
+      to: input.to,
+      providerKey: ctx.idempotencyKey('pay'),
+    }));
+    return receipt;
+  },
+});
+
 export const echo = defineTask({
   name: 'demo.echo',
   input: z.unknown(),

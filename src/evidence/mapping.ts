@@ -13,7 +13,8 @@ export function kindOf(e: OutboxEvent): EvidenceKind {
   const reason = e.data.reason;
   if (e.type.startsWith('job.')) {
     if (e.data.from === 'submitted') return 'admission';
-    if (reason === 'approved' || reason === 'rejected') return 'approval';
+    if (reason === 'approved' || reason === 'rejected' || e.type === 'job.approval_recorded')
+      return 'approval';
     if (TERMINAL.has(e.type)) return 'outcome';
     if (e.type === 'job.failed') return 'failure';
     if (reason === 'retry_scheduled') return 'retry';

@@ -125,7 +125,8 @@ export class Worker {
   private readonly store: Store;
   private readonly tasks = new Map<string, TaskDefinition>();
   private readonly concurrency: number;
-  private readonly queues: string[];
+  /** The queues claimed from: the option, or the queues of the tasks' contracts (known at start). */
+  private queues: string[];
   private readonly clearance: Classification;
   private readonly log: Logger;
   private readonly opts: Required<
@@ -174,7 +175,7 @@ export class Worker {
     if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 1000) {
       throw new TypeError(`worker: concurrency must be an integer in [1, 1000], got ${options.concurrency}`);
     }
-    this.queues = options.queues ?? [...new Set(options.tasks.map((t) => t.queue))];
+    this.queues = options.queues ?? [];
     this.clearance = options.clearance ?? 'internal';
     this.id = options.workerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.log = (options.logger ?? pino({ level: 'info' })).child({ workerId: this.id });
@@ -228,6 +229,8 @@ export class Worker {
     for (const t of this.tasks.values())
       await this.registerTaskType(t, this.options.registerTaskTypes !== false);
     this.refuseUnkeepable();
+    if (this.options.queues === undefined)
+      this.queues = [...new Set([...this.contracts.values()].map((c) => c.queue))];
     if (!this.authority.verifies) {
       this.log.warn('authority records are not verified (authority: unverified): every job runs by its code');
     }

@@ -64,7 +64,16 @@ describe('the contract wins over the code', () => {
           version: def.version,
           inputSchema: def.inputJsonSchema,
           contract: parseContract(
-            { runtime: 'process', egress: 'none', timeoutMs: 100, maxAttempts: 1 },
+            {
+              runtime: 'process',
+              egress: 'none',
+              timeoutMs: 100,
+              maxAttempts: 1,
+              queue: 'contract-q',
+              leaseMs: 4000,
+              backoff: { baseMs: 7, maxMs: 70 },
+              maxClassification: 'public',
+            },
             'test',
           ),
           compensable: false,
@@ -91,6 +100,11 @@ describe('the contract wins over the code', () => {
       ]);
       assert.ok(r);
       assert.equal(r.job.maxAttempts, 1, 'the job takes the contract, not the code');
+      assert.deepEqual(
+        [r.job.queue, r.job.leaseMs, r.job.backoff, r.job.classification],
+        ['contract-q', 4000, { baseMs: 7, maxMs: 70 }, 'public'],
+        "the job's queue, lease, backoff and classification are the contract's (and the worker claims from that queue)",
+      );
       const done = await waitForState(t.store, r.job.id, ['succeeded', 'dead']);
       assert.equal(done.state, 'dead', JSON.stringify(done));
       assert.equal(done.error?.code, 'timeout');

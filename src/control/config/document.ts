@@ -1,11 +1,13 @@
 /**
  * The config document: the control plane's desired state (tenants, task-type contracts, policies,
- * quotas, routes, retention, triggers, and how long a worker may run on a cached snapshot). Written
- * as YAML or JSON, validated here; every problem is reported with its path.
+ * quotas, evidence retention, and how long a worker may run on a cached snapshot). Written as YAML
+ * or JSON, validated here; every problem is reported with its path. Every field it accepts is
+ * enforced (test/control/config-enforcement.test.ts names where); a field this version does not
+ * enforce yet is refused by name, never accepted and ignored.
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { CLASSIFICATION_NAMES, contractProblems, contractShape, nameSchema } from '../contract.js';
+import { contractProblems, contractShape, nameSchema } from '../contract.js';
 
 const name = nameSchema;
 const pattern = z
@@ -14,7 +16,6 @@ const pattern = z
   .max(200)
   .regex(/^(\*|[A-Za-z0-9][A-Za-z0-9._:/-]*\*?)$/, "must be a name, a prefix ending in '*', or '*'");
 const ms = (max: number) => z.number().int().min(1).max(max);
-const classification = z.enum(CLASSIFICATION_NAMES);
 const role = z.enum(['admin', 'operator', 'submitter', 'approver', 'auditor', 'worker']);
 
 /** A task type: its name, version and input schema, and its contract (`src/control/contract.ts`). */
@@ -69,41 +70,25 @@ export const configSchema = z
           .strict(),
       )
       .default({}),
-    routes: z
-      .array(
-        z
-          .object({
-            queue: name,
-            labels: z.array(name).default([]),
-            clearance: classification.default('internal'),
-          })
-          .strict(),
-      )
-      .default([]),
     retention: z
       .object({
-        jobsDays: z.number().int().min(1).max(36_500).optional(),
         evidenceDays: z.number().int().min(1).max(36_500).optional(),
       })
       .strict()
       .default({}),
-    triggers: z
-      .array(
-        z
-          .object({
-            on: z.string().regex(/^job\.[a-z_]+$/, "must be an event type like 'job.succeeded'"),
-            task: pattern.optional(),
-            start: name,
-            input: z.record(z.string(), z.unknown()).default({}),
-          })
-          .strict(),
-      )
-      .default([]),
   })
   .strict();
 
 export type ConfigDocument = z.output<typeof configSchema>;
 export type TaskTypeConfig = z.output<typeof taskTypeSchema>;
+
+/** Fields of the design this version refuses, because nothing would enforce them yet. */
+const NOT_ENFORCED: Record<string, string> = {
+  routes: 'classification routing comes with the data plane',
+  triggers: 'event triggers come with the events consumer runtime',
+  'retention.jobsDays':
+    'the ledger does not prune finished jobs yet; evidence keeps their record (retention.evidenceDays)',
+};
 
 export interface ConfigProblem {
   /** Where: `taskTypes[2].leaseMs`. */
@@ -163,7 +148,16 @@ export function validateConfig(value: unknown): ParseResult {
     : r.error.issues.flatMap((i) =>
         // An unknown key is reported where it is, one problem per key.
         i.code === 'unrecognized_keys'
-          ? i.keys.map((k) => ({ path: pathText([...i.path, k]), message: `unknown key '${k}'` }))
+          ? i.keys.map((k) => {
+              const path = pathText([...i.path, k]);
+              const why = NOT_ENFORCED[path];
+              return why === undefined
+                ? { path, message: `unknown key '${k}'` }
+                : {
+                    path,
+                    message: `not enforced by this version of Bulkhead, so it is refused rather than ignored (${why})`,
+                  };
+            })
           : [{ path: pathText(i.path), message: i.message }],
       );
   problems.push(...crossChecks(value));
