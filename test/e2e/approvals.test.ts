@@ -32,8 +32,11 @@ interface Job {
 
 interface Entry {
   kind: string;
-  fields: Record<string, unknown>;
+  fields: Record<string, { value?: unknown }>;
 }
+
+/** A field's value in a trail entry. */
+const field = (e: Entry | undefined, name: string): unknown => e?.fields[name]?.value;
 
 const tmp = tempDir('bulkhead-e2e-approvals-');
 const dataDir = join(tmp.dir, 'data');
@@ -142,16 +145,16 @@ describe('approvals through the CLI (bulkhead dev)', () => {
     );
     assert.equal(done.state, 'succeeded', JSON.stringify(done));
 
-    const entries = await trail(job.id, (es) => es.some((e) => e.fields.event === 'job.succeeded'));
+    const entries = await trail(job.id, (es) => es.some((e) => field(e, 'event') === 'job.succeeded'));
     const approvals = entries.filter((e) => e.kind === 'approval');
     assert.deepEqual(
-      approvals.map((e) => [e.fields.event, e.fields.decision, e.fields.approvals]),
+      approvals.map((e) => [field(e, 'event'), field(e, 'decision'), field(e, 'approvals')]),
       [
         ['job.approval_recorded', 'approve', 1],
         ['job.queued', 'approve', 2],
       ],
     );
-    assert.equal(approvals[0]?.fields.comment, 'matches invoice 7');
+    assert.equal(field(approvals[0], 'comment'), 'matches invoice 7');
   });
 
   it('a rejection ends the job rejected, with the comment in the evidence', async () => {
@@ -162,10 +165,10 @@ describe('approvals through the CLI (bulkhead dev)', () => {
     assert.equal(rejected.state, 'rejected');
     const late = await bh(['jobs', 'approve', job.id], keys.bob ?? '');
     assert.equal(late.code, 5, show(late));
-    const entries = await trail(job.id, (es) => es.some((e) => e.fields.event === 'job.rejected'));
-    const rejection = entries.find((e) => e.fields.event === 'job.rejected');
+    const entries = await trail(job.id, (es) => es.some((e) => field(e, 'event') === 'job.rejected'));
+    const rejection = entries.find((e) => field(e, 'event') === 'job.rejected');
     assert.equal(rejection?.kind, 'approval');
-    assert.equal(rejection?.fields.comment, 'amount over the limit');
+    assert.equal(field(rejection, 'comment'), 'amount over the limit');
   });
 
   it('an approval window that runs out ends the job expired', async () => {
@@ -180,7 +183,7 @@ describe('approvals through the CLI (bulkhead dev)', () => {
     assert.equal(now.state, 'expired');
     const late = await bh(['jobs', 'approve', job.id], keys.alice ?? '');
     assert.equal(late.code, 5, show(late));
-    await trail(job.id, (es) => es.some((e) => e.fields.event === 'job.expired'));
+    await trail(job.id, (es) => es.some((e) => field(e, 'event') === 'job.expired'));
   });
 
   it('policies and tenants refuse at admission, naming the policy', async () => {
