@@ -118,6 +118,7 @@ async function latency(backend: string): Promise<{ p50: number; p99: number; max
       concurrency: 10,
       logger: silent,
       pollIntervalMs: 1000,
+      authority: 'unverified',
     });
     await worker.start();
     const submitted = new Map<number, number>();

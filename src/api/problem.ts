@@ -32,6 +32,7 @@ const CODE_STATUS: Record<string, number> = {
   policy_denied: 403,
   tenant_not_admitted: 403,
   approval_refused: 403,
+  no_signer: 503,
   invalid_argument: 400,
   job_not_found: 404,
   tenant_not_found: 404,

@@ -12,10 +12,10 @@ import type { TaskType } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
 import type { Job, SubmitInput, SubmitResult } from '../ledger/types.js';
 import type { Principal } from './api-keys.js';
-import { type AuthorityRecord, inputDigest, signAuthority } from './authority.js';
+import { type AuthorityClaims, inputDigest, signAuthorities, signAuthority } from './authority.js';
 import type { ConfigDocument } from './config/document.js';
-import { contractOfRow, needsFreshControl } from './contract.js';
-import { InvalidInputError, UnknownTaskError } from './errors.js';
+import { contractOfRow, needsFreshControl, type TaskContract } from './contract.js';
+import { InvalidInputError, NoSignerError, UnknownTaskError } from './errors.js';
 import { decideSubmission, type SubmitRules } from './policy.js';
 import type { SigningKey } from './signing-keys.js';
 
@@ -32,6 +32,8 @@ export interface Submission {
   /** Epoch ms. */
   deadline?: number;
 }
+
+type Claims = Omit<AuthorityClaims, 'type' | 'keyId'>;
 
 interface CurrentConfig {
   version: number | null;
@@ -98,10 +100,19 @@ export class Admission {
       return t;
     };
     const config = await this.currentConfig();
+    const claims: Claims[] = [];
     for (const [i, s] of submissions.entries()) {
       const type = await typeOf(s.task, s.taskVersion);
       const where = submissions.length > 1 ? `/jobs/${i}/input` : '';
-      inputs.push(await this.prepare(principal, s, type, where, config));
+      const prepared = await this.prepare(principal, s, type, where, config);
+      inputs.push(prepared.input);
+      if (prepared.claims) claims.push(prepared.claims);
+    }
+    // One signature for the whole call (a Merkle root over its records).
+    if (this.signer) {
+      signAuthorities(this.signer.key, claims).forEach((record, i) => {
+        (inputs[i] as SubmitInput).authority = record;
+      });
     }
     return inputs.length === 1
       ? [await this.store.submit(inputs[0] as SubmitInput)]
@@ -119,12 +130,12 @@ export class Admission {
     type: TaskType | undefined,
     where: string,
     config: CurrentConfig | null,
-  ): Promise<SubmitInput> {
+  ): Promise<{ input: SubmitInput; claims?: Claims }> {
     if (!type) {
       const known = (await this.store.registry.listTaskTypes()).map((t) => `${t.name}@${t.version}`);
       throw new UnknownTaskError(s.task, s.taskVersion, known);
     }
-    const scope = contractOfRow(type);
+    const scope = this.scopeOf(type);
     const decision = config ? decideSubmission(config.rules, principal, type.name) : { approval: false };
     const approval = config !== null && (decision.approval || scope.approval);
     const input = s.input ?? null;
@@ -166,28 +177,37 @@ export class Admission {
         out.deadline = s.deadline === undefined ? end : Math.min(s.deadline, end);
       }
     }
-    if (this.signer) {
-      out.authority = await this.sign(principal, { ...out, id: out.id ?? newJobId() }, type, {
-        approvalsRequired,
-        requestedDeadline: s.deadline ?? null,
-      });
-    }
-    return out;
+    if (!this.signer) return { input: out };
+    const claims = await this.claimsFor(principal, { ...out, id: out.id ?? newJobId() }, type, {
+      approvalsRequired,
+      requestedDeadline: s.deadline ?? null,
+    });
+    return { input: out, claims };
   }
 
-  /** The signed authority record of a job about to be written (or readmitted). */
-  private async sign(
+  /** The contract of a registry row, parsed once per row read. */
+  private readonly scopes = new WeakMap<TaskType, TaskContract>();
+  private scopeOf(type: TaskType): TaskContract {
+    let scope = this.scopes.get(type);
+    if (!scope) {
+      scope = contractOfRow(type);
+      this.scopes.set(type, scope);
+    }
+    return scope;
+  }
+
+  /** What the authority record of a job about to be written (or readmitted) says. */
+  private async claimsFor(
     principal: Pick<Principal, 'tenant' | 'keyId' | 'roles'>,
     job: SubmitInput & { id: string },
     type: TaskType,
     approval: { approvalsRequired: number; requestedDeadline: number | null },
-  ): Promise<AuthorityRecord | undefined> {
-    if (!this.signer) return undefined;
-    const scope = contractOfRow(type);
+  ): Promise<Claims> {
+    const scope = this.scopeOf(type);
     const config = await this.currentConfig();
-    return signAuthority(this.signer.key, {
+    return {
       jobId: job.id,
-      deploymentId: this.signer.deploymentId,
+      deploymentId: (this.signer as { deploymentId: string }).deploymentId,
       tenant: job.tenant,
       principal: principal.keyId,
       roles: [...principal.roles],
@@ -203,7 +223,7 @@ export class Admission {
       freshControl: needsFreshControl(scope),
       admittedAt: Date.now(),
       approvals: [],
-    });
+    };
   }
 
   /**
@@ -226,7 +246,8 @@ export class Admission {
         (validate.errors ?? []).map((e) => ({ path: e.instancePath, message: e.message ?? 'is invalid' })),
       );
     }
-    const authority = await this.sign(
+    if (!this.signer) throw new NoSignerError('readmitting a job');
+    const claims = await this.claimsFor(
       principal,
       {
         id: job.id,
@@ -247,7 +268,8 @@ export class Admission {
       // An admin's readmission stands for any approval the refused record carried.
       { approvalsRequired: 0, requestedDeadline: job.deadline ?? null },
     );
-    return this.store.readmit({ jobId, ...options, authority: authority ?? null });
+    const authority = signAuthority(this.signer.key, claims);
+    return this.store.readmit({ jobId, ...options, authority });
   }
 
   /**
@@ -262,8 +284,9 @@ export class Admission {
   ): Promise<SubmitResult> {
     const principal = { tenant, keyId: `system:${part}`, roles: [] };
     const type = await this.store.registry.getTaskType(submission.task, submission.taskVersion);
-    const input = await this.prepare(principal, submission, type, '', null);
+    const { input, claims } = await this.prepare(principal, submission, type, '', null);
     if (submission.kind !== undefined) input.kind = submission.kind;
+    if (this.signer && claims) input.authority = signAuthority(this.signer.key, claims);
     return this.store.submit(input);
   }
 

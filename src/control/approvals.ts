@@ -71,7 +71,7 @@ export class Approvals {
             : 'awaiting_approval';
       // Approved: the job's deadline is the one asked for again, not the approval window's end.
       const deadline = to === 'queued' ? record.requestedDeadline : record.deadline;
-      const { signature: _old, type: _type, keyId: _keyId, ...claims } = record;
+      const { signature: _old, proof: _proof, type: _type, keyId: _keyId, ...claims } = record;
       const authority = signAuthority(this.signer.key, { ...claims, approvals, deadline });
       try {
         return await this.store.decideApproval({

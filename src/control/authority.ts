@@ -6,10 +6,17 @@
  * published runtime, egress, timeouts and retries are what runs), until when (`deadline`), and, for
  * approved work, who approved it. Stored on the job, shipped to evidence with the admission entry.
  *
+ * Signing is batched: the records admission writes in one call are the leaves of a Merkle tree
+ * (leaf = SHA-256(0x00 ‖ canonical(claims)), node = SHA-256(0x01 ‖ left ‖ right), an odd node moves
+ * up as it is), and one Ed25519 signature covers its root. Each record carries its `proof` (the
+ * sibling hashes up to the root, `L:`/`R:` for the side each sits on) and the batch's `signature`:
+ * a batch of 1,000 is signed once, and a worker verifies one signature per batch (it keeps verified
+ * roots), plus a few hashes per job. A single job is a batch of one: its root is its leaf.
+ *
  * `verifyAuthority` is pure: it takes the pinned public key and the job as the ledger holds it, and
  * names the first thing that does not hold.
  */
-import { hash, type KeyObject, sign, verify } from 'node:crypto';
+import { createHash, hash, type KeyObject, sign, verify } from 'node:crypto';
 import { canonical } from '../util/canonical-json.js';
 import { parseContract, type TaskContract } from './contract.js';
 import type { SigningKey } from './signing-keys.js';
@@ -62,18 +69,73 @@ export interface AuthorityClaims {
 }
 
 export interface AuthorityRecord extends AuthorityClaims {
-  /** Ed25519 over canonical(claims), base64. */
+  /** The sibling hashes from this record's leaf to its batch's root: `L:<hex>` or `R:<hex>`. */
+  proof: string[];
+  /** Ed25519 over canonical({ type: 'bulkhead.authority-root.v1', keyId, root }), base64. */
   signature: string;
 }
 
+const ROOT_TYPE = 'bulkhead.authority-root.v1';
+const sha = (...parts: (Buffer | string)[]) => {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest();
+};
+const leafOf = (claims: AuthorityClaims) => sha(Buffer.of(0), canonical(claims));
+const nodeOf = (left: Buffer, right: Buffer) => sha(Buffer.of(1), left, right);
+const rootMessage = (keyId: string, root: Buffer) =>
+  Buffer.from(canonical({ type: ROOT_TYPE, keyId, root: root.toString('hex') }));
+
 export const inputDigest = (input: unknown) => `sha256:${hash('sha256', canonical(input ?? null), 'hex')}`;
+
+/** Sign the records of one batch with one signature over their Merkle root; in input order. */
+export function signAuthorities(
+  key: SigningKey,
+  batch: Omit<AuthorityClaims, 'type' | 'keyId'>[],
+): AuthorityRecord[] {
+  if (batch.length === 0) return [];
+  const claims: AuthorityClaims[] = batch.map((c) => ({ type: AUTHORITY_TYPE, ...c, keyId: key.keyId }));
+  const proofs: string[][] = claims.map(() => []);
+  // Each level: the nodes, and for each the leaves (by index) under it, whose proofs grow.
+  let level = claims.map((c, i) => ({ hash: leafOf(c), leaves: [i] }));
+  while (level.length > 1) {
+    const next: typeof level = [];
+    for (let i = 0; i < level.length; i += 2) {
+      const left = level[i] as (typeof level)[number];
+      const right = level[i + 1];
+      if (!right) {
+        next.push(left);
+        continue;
+      }
+      for (const l of left.leaves) proofs[l]?.push(`R:${right.hash.toString('hex')}`);
+      for (const l of right.leaves) proofs[l]?.push(`L:${left.hash.toString('hex')}`);
+      next.push({ hash: nodeOf(left.hash, right.hash), leaves: [...left.leaves, ...right.leaves] });
+    }
+    level = next;
+  }
+  const root = (level[0] as (typeof level)[number]).hash;
+  const signature = sign(null, rootMessage(key.keyId, root), key.privateKey).toString('base64');
+  return claims.map((c, i) => ({ ...c, proof: proofs[i] ?? [], signature }));
+}
 
 export function signAuthority(
   key: SigningKey,
   claims: Omit<AuthorityClaims, 'type' | 'keyId'>,
 ): AuthorityRecord {
-  const full: AuthorityClaims = { type: AUTHORITY_TYPE, ...claims, keyId: key.keyId };
-  return { ...full, signature: sign(null, Buffer.from(canonical(full)), key.privateKey).toString('base64') };
+  return signAuthorities(key, [claims])[0] as AuthorityRecord;
+}
+
+/** The root a record's claims and proof lead to, or undefined when the proof is malformed. */
+function rootOf(claims: AuthorityClaims, proof: unknown): Buffer | undefined {
+  if (!Array.isArray(proof) || proof.length > 64) return undefined;
+  let hash = leafOf(claims);
+  for (const step of proof) {
+    const m = typeof step === 'string' ? /^([LR]):([0-9a-f]{64})$/.exec(step) : null;
+    if (!m) return undefined;
+    const sibling = Buffer.from(m[2] as string, 'hex');
+    hash = m[1] === 'L' ? nodeOf(sibling, hash) : nodeOf(hash, sibling);
+  }
+  return hash;
 }
 
 /** What a worker trusts: the control plane's pinned public key and its deployment. */
@@ -103,17 +165,35 @@ export type AuthorityVerdict = { ok: true; claims: AuthorityClaims } | { ok: fal
 
 const refuse = (why: string): AuthorityVerdict => ({ ok: false, why });
 
+/** Parsed scopes by their JSON text: a deployment has few contracts, and each is parsed once. */
+const scopes = new Map<string, TaskContract>();
+function scopeOf(value: unknown): TaskContract {
+  const text = JSON.stringify(value);
+  let scope = scopes.get(text);
+  if (!scope) {
+    scope = parseContract(value, 'authority scope');
+    if (scopes.size >= 1000) scopes.clear();
+    scopes.set(text, scope);
+  }
+  return scope;
+}
+
 /**
  * Whether `job.authority` is a record signed by the trusted key, of this deployment, for exactly
  * this job: id, tenant, task@version, input, deadline and the contract fields the ledger copied onto
  * the row (queue, attempts, lease, backoff, classification). The first failing check is named.
  */
-export function verifyAuthority(job: JobFacts, trust: AuthorityTrust): AuthorityVerdict {
+export function verifyAuthority(
+  job: JobFacts,
+  trust: AuthorityTrust,
+  /** Roots whose signature was verified already (`<root hex>:<signature>`), kept by the caller. */
+  verifiedRoots?: Set<string>,
+): AuthorityVerdict {
   const record = job.authority;
   if (record === undefined || record === null) return refuse('the job has no authority record');
   if (typeof record !== 'object' || Array.isArray(record))
     return refuse('the authority record is not an object');
-  const { signature, ...claims } = record as AuthorityRecord;
+  const { signature, proof, ...claims } = record as AuthorityRecord;
   if (claims.type !== AUTHORITY_TYPE) {
     return refuse(`the authority record's type is ${JSON.stringify(claims.type)}, not '${AUTHORITY_TYPE}'`);
   }
@@ -123,13 +203,19 @@ export function verifyAuthority(job: JobFacts, trust: AuthorityTrust): Authority
     );
   }
   if (typeof signature !== 'string') return refuse('the authority record has no signature');
-  let valid = false;
-  try {
-    valid = verify(null, Buffer.from(canonical(claims)), trust.publicKey, Buffer.from(signature, 'base64'));
-  } catch {
-    valid = false;
+  const root = rootOf(claims as AuthorityClaims, proof);
+  if (!root) return refuse('the authority record has no valid proof');
+  const rootKey = `${root.toString('hex')}:${signature}`;
+  if (!verifiedRoots?.has(rootKey)) {
+    let valid = false;
+    try {
+      valid = verify(null, rootMessage(trust.keyId, root), trust.publicKey, Buffer.from(signature, 'base64'));
+    } catch {
+      valid = false;
+    }
+    if (!valid) return refuse('the authority record signature does not verify (forged or altered)');
+    verifiedRoots?.add(rootKey);
   }
-  if (!valid) return refuse('the authority record signature does not verify (forged or altered)');
   const c = claims as AuthorityClaims;
   if (c.deploymentId !== trust.deploymentId) return refuse(`the record is for deployment ${c.deploymentId}`);
   if (c.jobId !== job.id) return refuse(`the record is for job ${c.jobId}, not ${job.id}`);
@@ -143,7 +229,7 @@ export function verifyAuthority(job: JobFacts, trust: AuthorityTrust): Authority
     return refuse('the job deadline is not the signed one');
   let scope: TaskContract;
   try {
-    scope = parseContract(c.scope, 'authority scope');
+    scope = scopeOf(c.scope);
   } catch (err) {
     return refuse((err as Error).message);
   }

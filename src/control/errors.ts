@@ -83,3 +83,13 @@ export class NoConfigError extends ControlError {
     super("no config has been published yet; publish one with 'bulkhead config publish FILE'");
   }
 }
+
+/** An operation that signs (readmission, approvals) on a server that has no control signing key. */
+export class NoSignerError extends ControlError {
+  readonly code = 'no_signer';
+  constructor(action: string) {
+    super(
+      `${action} needs the control plane's signing key, and this server has none; run it on 'bulkhead control' or 'bulkhead dev'`,
+    );
+  }
+}

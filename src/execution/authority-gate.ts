@@ -1,11 +1,11 @@
 /**
  * The worker's authority gate: before every attempt, the job's signed authority record is verified
- * against the control plane's pinned key and deployment (see `control/authority.ts`). A verdict is
- * kept per job and record, so a job's later attempts, and its heartbeats, never verify again. A
+ * against the control plane's pinned key and deployment (see `control/authority.ts`); heartbeats
+ * never verify. A batch root's signature is verified once for all the jobs admitted in that batch
+ * (the roots are kept); each job's own check is then a few hashes. A
  * worker built with `authority: 'unverified'` (a library user without a control plane) runs every
  * job by its task code's contract and says so once, at start.
  */
-import { createHash } from 'node:crypto';
 import {
   type AuthorityTrust,
   type AuthorityVerdict,
@@ -20,12 +20,13 @@ export interface AuthorityPin {
   deploymentId: string;
 }
 
-/** Verdicts kept at most (oldest dropped first); one per job in flight is all that is needed. */
+/** Verified batch roots kept at most (all are dropped at once past it, and verified again when seen). */
 const CACHE_SIZE = 10_000;
 
 export class AuthorityGate {
   private readonly trust: AuthorityTrust | undefined;
-  private readonly verdicts = new Map<string, AuthorityVerdict>();
+  /** Batch roots whose signature verified: a batch admitted together costs one signature check. */
+  private readonly roots = new Set<string>();
 
   constructor(pin: AuthorityPin | 'unverified') {
     if (pin === 'unverified') return;
@@ -40,17 +41,7 @@ export class AuthorityGate {
   /** The verdict on `job`'s record; `ok` with no claims when this gate does not verify. */
   check(job: JobFacts): AuthorityVerdict | { ok: true; claims?: undefined } {
     if (!this.trust) return { ok: true };
-    const record = JSON.stringify(job.authority ?? null);
-    const key = `${job.id}:${createHash('sha256').update(record).digest('base64')}`;
-    let verdict = this.verdicts.get(key);
-    if (!verdict) {
-      verdict = verifyAuthority(job, this.trust);
-      if (this.verdicts.size >= CACHE_SIZE) {
-        const oldest = this.verdicts.keys().next().value;
-        if (oldest !== undefined) this.verdicts.delete(oldest);
-      }
-      this.verdicts.set(key, verdict);
-    }
-    return verdict;
+    if (this.roots.size >= CACHE_SIZE) this.roots.clear();
+    return verifyAuthority(job, this.trust, this.roots);
   }
 }
