@@ -239,8 +239,17 @@ export function controlHealth(store: Store, config: ConfigService): () => Promis
     const nacks = workers
       .filter((w) => fleetStatus(w, rollout) === 'nack')
       .map((w) => ({ worker: w.id, version: w.config.nackVersion, reason: w.config.nackReason }));
+    // Jobs a worker refused because their authority record did not verify: each needs an admin.
+    const blocked = await store.list({ states: ['blocked'] }, { limit: 500 });
+    const invalidAuthority = blocked.jobs.filter((j) => j.reason === 'invalid_authority').length;
+    const degraded =
+      current === undefined || nacks.length > 0 || rollout.mode !== 'normal' || invalidAuthority > 0;
     return {
-      status: current === undefined || nacks.length > 0 || rollout.mode !== 'normal' ? 'degraded' : 'ok',
+      status: degraded ? 'degraded' : 'ok',
+      ...(invalidAuthority > 0 && {
+        reason: `${invalidAuthority}${blocked.nextCursor ? '+' : ''} job(s) blocked for invalid_authority: readmit or cancel them (bulkhead jobs ls --state blocked)`,
+      }),
+      invalidAuthority,
       version: current?.version ?? null,
       digest: current?.digest ?? null,
       keyId: config.key.keyId,

@@ -9,7 +9,10 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ensureControlIdentity } from '../../src/cli/control-setup.js';
+import { controlHealth } from '../../src/cli/runtime.js';
 import { Admission } from '../../src/control/admission.js';
 import type { Principal } from '../../src/control/api-keys.js';
 import { type AuthorityClaims, inputDigest, signAuthority } from '../../src/control/authority.js';
@@ -21,7 +24,7 @@ import { newJobId } from '../../src/ledger/ids.js';
 import type { Store } from '../../src/ledger/store.js';
 import type { Job } from '../../src/ledger/types.js';
 import { keyIdOf } from '../../src/util/ed25519.js';
-import { backends, type TestStore } from '../helpers/backends.js';
+import { backends, type TestStore, tempDir } from '../helpers/backends.js';
 import { startWorker, TENANT, task, waitForState } from './helpers.js';
 
 const RUNTIMES = ['inline', 'thread', 'process'] as const;
@@ -205,6 +208,19 @@ for (const backend of backends()) {
         assert.equal(after.state, 'succeeded', JSON.stringify(after));
       });
     }
+
+    it('the control section of health counts the jobs blocked for invalid authority', async () => {
+      const tmp = tempDir('bulkhead-authority-health-');
+      try {
+        const config = ensureControlIdentity(join(tmp.dir, 'keys')).service(store);
+        const section = await controlHealth(store, config)();
+        assert.equal(section.status, 'degraded');
+        assert.ok(Number(section.invalidAuthority) >= cases.length, JSON.stringify(section));
+        assert.match(String(section.reason), /blocked for invalid_authority: readmit or cancel them/);
+      } finally {
+        tmp.remove();
+      }
+    });
 
     it('a job whose signed deadline passes before it starts ends expired, never run', async () => {
       await worker?.stop({ graceMs: 2000 });
