@@ -96,8 +96,8 @@ export function signAuthorities(
   if (batch.length === 0) return [];
   const claims: AuthorityClaims[] = batch.map((c) => ({ type: AUTHORITY_TYPE, ...c, keyId: key.keyId }));
   const proofs: string[][] = claims.map(() => []);
-  // Each level: the nodes, and for each the leaves (by index) under it, whose proofs grow.
-  let level = claims.map((c, i) => ({ hash: leafOf(c), leaves: [i] }));
+  // Each level: the nodes, each over a contiguous range of leaves [start, end), whose proofs grow.
+  let level = claims.map((c, i) => ({ hash: leafOf(c), start: i, end: i + 1 }));
   while (level.length > 1) {
     const next: typeof level = [];
     for (let i = 0; i < level.length; i += 2) {
@@ -107,9 +107,11 @@ export function signAuthorities(
         next.push(left);
         continue;
       }
-      for (const l of left.leaves) proofs[l]?.push(`R:${right.hash.toString('hex')}`);
-      for (const l of right.leaves) proofs[l]?.push(`L:${left.hash.toString('hex')}`);
-      next.push({ hash: nodeOf(left.hash, right.hash), leaves: [...left.leaves, ...right.leaves] });
+      const toRight = `R:${right.hash.toString('hex')}`;
+      const toLeft = `L:${left.hash.toString('hex')}`;
+      for (let l = left.start; l < left.end; l++) proofs[l]?.push(toRight);
+      for (let l = right.start; l < right.end; l++) proofs[l]?.push(toLeft);
+      next.push({ hash: nodeOf(left.hash, right.hash), start: left.start, end: right.end });
     }
     level = next;
   }
