@@ -8,8 +8,11 @@ DROP INDEX bulkhead.jobs_claim;
 CREATE INDEX jobs_claim_fair ON bulkhead.jobs (queue, tenant, priority DESC, run_at, id) WHERE state = 'queued';
 
 -- A tenant's unfinished jobs by state: what maxQueued (awaiting_approval, queued, blocked) and
--- maxRunning (leased, running) count, without reading the tenant's finished history.
-CREATE INDEX jobs_tenant_open ON bulkhead.jobs (tenant, state)
+-- maxRunning (leased, running) count, without reading the tenant's finished history. Keyed on
+-- (tenant || '') rather than tenant on purpose: the claim's scans name `tenant` and `state =
+-- 'queued'`, and before the table has statistics the planner would take this smaller index for them
+-- and sort a whole tenant's backlog; only the count queries, which spell the expression, can use it.
+CREATE INDEX jobs_tenant_open ON bulkhead.jobs ((tenant || ''), state)
   WHERE state IN ('awaiting_approval', 'queued', 'blocked', 'leased', 'running');
 
 -- Where round-robin resumes in each queue: the tenant served last. A claimer that finds the row

@@ -73,10 +73,10 @@ tenants(pos, tenant, up_to, wrapped, id, priority, run_at) AS (
 const limitOf = (t: string, L: string, D: string) =>
   `coalesce((${L}::jsonb ->> ${t}.tenant)::integer, ${D}::integer)`;
 
-/** How many more jobs tenant `t` may have leased or running now, under ceiling `lim` (null: no ceiling). */
+/** How many more jobs tenant `t` may have leased or running now, under ceiling `lim` (null: no ceiling); counted on jobs_tenant_open. */
 const roomOf = (t: string, lim: string) => `CASE WHEN ${lim} IS NULL THEN NULL
   ELSE ${lim} - (SELECT count(*) FROM (
-         SELECT 1 FROM bulkhead.jobs o WHERE o.tenant = ${t}.tenant AND o.state IN ${sqlStates(RUNNING_STATES)}
+         SELECT 1 FROM bulkhead.jobs o WHERE (o.tenant || '') = ${t}.tenant AND o.state IN ${sqlStates(RUNNING_STATES)}
           LIMIT ${lim}) c)::integer END`;
 
 /**
@@ -149,9 +149,12 @@ leased AS (
          -- statement on a fresh connection must not eat into a short lease.
          lease_expires_at = ${CLOCK_MS} + coalesce($6::integer, j.lease_ms),
          updated_at = ${NOW_MS}
-    FROM picked p
-   WHERE j.id = p.id
-  RETURNING j.*, p.round AS pick_round, p.pos AS pick_pos
+   -- By primary key, never a join the planner could turn into a scan of the table on a large batch.
+   WHERE j.id = ANY (ARRAY(SELECT id FROM picked))
+  RETURNING j.*
+),
+served AS (
+  SELECT l.*, p.round AS pick_round, p.pos AS pick_pos FROM leased l JOIN picked p ON p.id = l.id
 ),
 ev AS (
   INSERT INTO ${EVENT_COLUMNS}
@@ -167,7 +170,7 @@ ev AS (
    ORDER BY l.id, e.n
 ),
 last_served AS (
-  SELECT tenant FROM leased ORDER BY pick_round DESC, pick_pos DESC LIMIT 1
+  SELECT tenant FROM served ORDER BY pick_round DESC, pick_pos DESC LIMIT 1
 ),
 cursor_held AS (
   SELECT queue FROM bulkhead.claim_cursors WHERE queue = $1 FOR UPDATE SKIP LOCKED
@@ -181,7 +184,7 @@ cursor_created AS (
    WHERE NOT EXISTS (SELECT 1 FROM bulkhead.claim_cursors WHERE queue = $1)
   ON CONFLICT (queue) DO NOTHING
 )
-SELECT * FROM leased`;
+SELECT * FROM served`;
 
 /**
  * claim: lease up to $4 runnable jobs of queue $1 ($2 clearance, $3 task names or null) in fair

@@ -32,13 +32,13 @@ SELECT count(*) AS locked FROM (
 ) l`,
 };
 
-/** submit with maxQueued, step 2: each tenant in $1's pending jobs, counted up to its $2 bound. */
+/** submit with maxQueued, step 2: each tenant in $1's pending jobs, counted up to its $2 bound (on jobs_tenant_open). */
 export const COUNT_PENDING: Sql = {
   name: 'bulkhead_count_pending',
   text: `
 SELECT u.tenant, (SELECT count(*) FROM (
          SELECT 1 FROM bulkhead.jobs j
-          WHERE j.tenant = u.tenant AND j.state IN ${sqlStates(PENDING_STATES)}
+          WHERE (j.tenant || '') = u.tenant AND j.state IN ${sqlStates(PENDING_STATES)}
           LIMIT u.bound) c)::integer AS n
   FROM unnest($1::text[], $2::integer[]) AS u(tenant, bound)`,
 };
