@@ -14,8 +14,8 @@
  *   claimer holds is stepped over and the next pick is read instead, as the old single-index claim
  *   did. So the work is about `want` index descents (plus the rows stepped over), whatever the depth
  *   of the queue and however many tenants wait behind the batch.
- * The queue's cursor moves to the tenant served last, unless a concurrent claimer holds its row
- * (then that claimer moves it: nobody waits for the cursor).
+ * The queue's cursor moves to the tenant served last (a queue with one tenant never writes it),
+ * unless a concurrent claimer holds its row: then that claimer moves it, nobody waits for it.
  *
  * With `maxRunning`, the count and the claim must not race with another claimer of the same
  * tenant: the claim runs in a transaction that first takes a per-tenant advisory lock for every
@@ -73,7 +73,10 @@ tenants(pos, tenant, up_to, wrapped, id, priority, run_at) AS (
 const limitOf = (t: string, L: string, D: string) =>
   `coalesce((${L}::jsonb ->> ${t}.tenant)::integer, ${D}::integer)`;
 
-/** How many more jobs tenant `t` may have leased or running now, under ceiling `lim` (null: no ceiling); counted on jobs_tenant_open. */
+/**
+ * How many more jobs tenant `t` may have leased or running now under ceiling `lim` (null: no
+ * ceiling), counted on jobs_tenant_open up to the ceiling.
+ */
 const roomOf = (t: string, lim: string) => `CASE WHEN ${lim} IS NULL THEN NULL
   ELSE ${lim} - (SELECT count(*) FROM (
          SELECT 1 FROM bulkhead.jobs o WHERE (o.tenant || '') = ${t}.tenant AND o.state IN ${sqlStates(RUNNING_STATES)}
@@ -137,7 +140,9 @@ picked AS (
      WHERE j.id = p.id AND j.state = 'queued' AND j.run_at <= ${NOW_MS}
        AND (j.deadline IS NULL OR j.deadline > ${NOW_MS})
        FOR UPDATE SKIP LOCKED) k
-  LIMIT $4
+  -- (SELECT $4): the same row estimate in every plan of this statement, so that PostgreSQL settles
+  -- on one generic plan after a few runs instead of planning every claim anew.
+  LIMIT (SELECT $4::integer)
 ),
 leased AS (
   UPDATE bulkhead.jobs j
@@ -173,7 +178,9 @@ last_served AS (
   SELECT tenant FROM served ORDER BY pick_round DESC, pick_pos DESC LIMIT 1
 ),
 cursor_held AS (
-  SELECT queue FROM bulkhead.claim_cursors WHERE queue = $1 FOR UPDATE SKIP LOCKED
+  SELECT queue FROM bulkhead.claim_cursors
+   WHERE queue = $1 AND tenant IS DISTINCT FROM (SELECT tenant FROM last_served)
+     FOR UPDATE SKIP LOCKED
 ),
 cursor_moved AS (
   UPDATE bulkhead.claim_cursors c SET tenant = s.tenant FROM cursor_held h, last_served s WHERE c.queue = h.queue

@@ -29,9 +29,9 @@ const RUNNABLE = `state = 'queued' AND queue = @queue AND run_at <= @now AND cla
 const SQL = {
   /** The tenant served last in the queue: round-robin resumes after it. */
   cursor: 'SELECT tenant FROM claim_cursors WHERE queue = ?',
-  /** Remember the tenant served last in @queue. */
+  /** Remember the tenant served last in @queue (no write when it is the same one). */
   moveCursor: `INSERT INTO claim_cursors (queue, tenant) VALUES (@queue, @tenant)
-      ON CONFLICT (queue) DO UPDATE SET tenant = excluded.tenant`,
+      ON CONFLICT (queue) DO UPDATE SET tenant = excluded.tenant WHERE tenant <> excluded.tenant`,
 
   /**
    * The first tenant after @after (and up to @upTo, when not NULL) with runnable work, as its head
