@@ -116,3 +116,61 @@ export class ApiKeyNotFoundError extends LedgerError {
 export class ConfigConflictError extends LedgerError {
   readonly code = 'config_conflict';
 }
+
+/** The per-tenant quotas the ledger enforces (DESIGN.md §4, flow control). */
+export type QuotaName = 'maxQueued' | 'maxRunning' | 'submitPerSecond';
+
+export interface QuotaExceededDetails {
+  tenant: string;
+  quota: QuotaName;
+  /** The quota's value: jobs for `maxQueued` and `maxRunning`, tokens per second for `submitPerSecond`. */
+  limit: number;
+  /**
+   * The use counted against it when the call was refused: pending jobs (`maxQueued`, counted up to
+   * the limit), running jobs (`maxRunning`), or tokens spent and not yet refilled (`submitPerSecond`).
+   */
+  current: number;
+  /** What the refused call asked for: jobs it would add, or tokens it would take. */
+  requested: number;
+  /** When waiting is what helps (a rate): the least wait, in ms, before the same call can succeed. */
+  retryAfterMs?: number;
+}
+
+/** A call that would take a tenant over one of its quotas. Nothing was written. */
+export class QuotaExceededError extends LedgerError {
+  readonly code = 'quota_exceeded';
+  readonly tenant: string;
+  readonly quota: QuotaName;
+  readonly limit: number;
+  readonly current: number;
+  readonly requested: number;
+  readonly retryAfterMs: number | undefined;
+  constructor(details: QuotaExceededDetails, options?: { cause?: unknown }) {
+    super(quotaMessage(details), options);
+    this.tenant = details.tenant;
+    this.quota = details.quota;
+    this.limit = details.limit;
+    this.current = details.current;
+    this.requested = details.requested;
+    this.retryAfterMs = details.retryAfterMs;
+  }
+}
+
+function quotaMessage(d: QuotaExceededDetails): string {
+  const head = `tenant '${d.tenant}' is at its ${d.quota} quota`;
+  const fix = `or raise quotas.${d.quota} for tenant '${d.tenant}' in the config`;
+  switch (d.quota) {
+    case 'maxQueued':
+      return (
+        `${head}: ${d.current} jobs pending (awaiting approval, queued or blocked) of ${d.limit} allowed, ` +
+        `and this submission would add ${d.requested}; nothing was written. Submit again once some have started, ${fix}`
+      );
+    case 'maxRunning':
+      return `${head}: ${d.current} jobs leased or running of ${d.limit} allowed; wait for some to finish, ${fix}`;
+    case 'submitPerSecond':
+      return (
+        `${head} (${d.limit} per second): ${d.requested} asked for with ${d.current} spent and not yet refilled; ` +
+        `${d.retryAfterMs === undefined ? 'retry later' : `retry after ${d.retryAfterMs} ms`}, ${fix}`
+      );
+  }
+}

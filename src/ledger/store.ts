@@ -38,6 +38,8 @@ import type {
   Step,
   SubmitInput,
   SubmitResult,
+  TakeTokensInput,
+  TakeTokensResult,
   Transitioned,
   WorkerInfo,
   WorkerRecord,
@@ -66,12 +68,25 @@ export interface Store {
   /** Published config versions, the rollout state, and workers' ACKs and NACKs. */
   readonly configs: ConfigStore;
 
-  /** Admit one job (`submitted -> queued | awaiting_approval`). Idempotent per tenant + key. */
+  /**
+   * Admit one job (`submitted -> queued | awaiting_approval`). Idempotent per tenant + key. Throws
+   * `QuotaExceededError`, writing nothing, when `input.quota` would be exceeded.
+   */
   submit(input: SubmitInput): Promise<SubmitResult>;
-  /** Admit many jobs in one transaction; all or none. Results in input order. */
+  /**
+   * Admit many jobs in one transaction; all or none. Results in input order. Quotas are checked as
+   * if the jobs were admitted one by one in input order (each against its own `quota`).
+   */
   submitMany(inputs: SubmitInput[]): Promise<SubmitResult[]>;
 
-  /** Lease up to `limit` runnable jobs (`queued -> leased`), each with a new fence. */
+  /**
+   * Lease up to `limit` runnable jobs (`queued -> leased`), each with a new fence, in pick order.
+   * Queues are tried in the order given. Within a queue the pick is fair across tenants: round-robin
+   * over the tenants with runnable work, starting after the tenant served last in that queue (the
+   * ledger keeps the cursor), one job per tenant per round; within a tenant, highest priority first,
+   * then earliest `runAt`, then oldest. Priority orders a tenant's own jobs, never one tenant's work
+   * before another's. `maxRunning` ceilings are enforced here (see `ClaimOptions`).
+   */
   claim(options: ClaimOptions): Promise<Job[]>;
   /** `leased -> running`: the handler starts. `context` goes on each `job.running` event. */
   start(leases: Lease[], context?: AttemptContext): Promise<Outcome<Transitioned>[]>;
@@ -176,6 +191,13 @@ export interface Store {
   advanceConsumer(name: string, from: number, to: number): Promise<boolean>;
   /** Count a failure of the consumer at its current cursor; returns the new state. */
   recordConsumerFailure(name: string, error: string): Promise<ConsumerState>;
+
+  /**
+   * Take tokens from a tenant's token bucket, kept in the ledger and refilled from the store's clock,
+   * so every replica draws on the same bucket (`submitPerSecond`). All or none: a refusal takes
+   * nothing and says how long to wait. A new bucket starts full.
+   */
+  takeTokens(input: TakeTokensInput): Promise<TakeTokensResult>;
 
   /** Called when work may have become runnable on a queue (new submit, retry, release). */
   onWake(listener: (queue: string) => void): () => void;

@@ -103,6 +103,22 @@ export interface SubmitInput {
   /** @default 'run' */
   kind?: JobKind;
   authority?: unknown;
+  /** Admission limits checked in the submit transaction, for this call only. @default none */
+  quota?: SubmitQuota;
+}
+
+/** Limits a submission is admitted under, checked inside the submit transaction. */
+export interface SubmitQuota {
+  /**
+   * The most pending jobs (`awaiting_approval`, `queued` or `blocked`: admitted and not yet claimed)
+   * the tenant may hold once this submission is in. Over it, `submit`/`submitMany` throw
+   * `QuotaExceededError` and write nothing. An idempotent replay adds nothing and is never refused.
+   * Jobs coming back to the queue (retries, releases, expired leases) are never refused either, so
+   * the count can sit above the limit for a while; admission refuses until it is below again.
+   * Concurrent submitters that pass the limit are serialised per tenant. Integer in [0, 10,000,000].
+   * @default no limit
+   */
+  maxQueued?: number;
 }
 
 export interface SubmitResult {
@@ -129,7 +145,43 @@ export interface ClaimOptions {
    * starts at once, one write instead of two.
    */
   start?: AttemptContext;
+  /**
+   * Per-tenant ceilings on running work: a tenant's `leased` and `running` jobs, in every queue. A
+   * tenant at its ceiling gets nothing from this claim, one below it at most the difference. Counted
+   * inside the claim's transaction; concurrent claimers that pass limits are serialised per tenant,
+   * so none of them takes a tenant over its ceiling. Tenant name -> integer in [0, 10,000,000].
+   * @default no ceilings
+   */
+  maxRunning?: Record<string, number>;
+  /** The ceiling of every tenant not named in `maxRunning`. @default none */
+  defaultMaxRunning?: number;
 }
+
+/** A take from a tenant's token bucket. */
+export interface TakeTokensInput {
+  tenant: string;
+  /** Which of the tenant's buckets: one per rate being limited. @default 'submit' */
+  bucket?: string;
+  /** Tokens to take, all or none; at most `burst`. @default 1 */
+  count?: number;
+  /** Refill rate in tokens per second: a positive number, at most 1,000,000. */
+  ratePerSecond: number;
+  /**
+   * The bucket's size: the most tokens available after a quiet spell (a new bucket starts full).
+   * A number in [1, 1,000,000,000].
+   * @default max(1, ratePerSecond)
+   */
+  burst?: number;
+}
+
+export type TakeTokensResult =
+  /** Taken. `remaining`: whole tokens left in the bucket. */
+  | { ok: true; remaining: number }
+  /**
+   * Refused, nothing taken. `retryAfterMs` (> 0): the least wait before the same take can succeed,
+   * if nobody else takes meanwhile. `remaining`: whole tokens in the bucket now.
+   */
+  | { ok: false; remaining: number; retryAfterMs: number };
 
 /** Proof of ownership of one attempt: the job id and the fence the claim returned. */
 export interface Lease {

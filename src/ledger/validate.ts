@@ -189,7 +189,7 @@ export function sha256Hex(text: string): string {
 
 export const canonicalJson = canonical;
 
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}…` : value}'`;
   if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object';

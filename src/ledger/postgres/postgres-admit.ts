@@ -13,19 +13,47 @@ import { classificationRank, type Job, type SubmitResult } from '../types.js';
 import type { NormalizedSubmit } from '../validate.js';
 import { type Queryable, run, transaction, withRetry } from './postgres-db.js';
 import { FIND_BY_KEYS, SUBMIT } from './postgres-queries.js';
+import { checkMaxQueued } from './postgres-quotas.js';
 
 /** Rows per INSERT statement, and a cap on the JSON bytes one statement carries. */
 const CHUNK_ROWS = 1000;
 const CHUNK_BYTES = 16 * 1024 * 1024;
 
-export function admit(pool: pg.Pool, items: NormalizedSubmit[]): Promise<SubmitResult[]> {
+/**
+ * `maxQueued[i]` is the pending-jobs limit of `items[i]` (null: none). With limits, the count, the
+ * check and the inserts share one transaction that holds the tenants' pending locks
+ * (postgres-quotas.ts), so concurrent submitters never take a tenant over its limit.
+ */
+export function admit(
+  pool: pg.Pool,
+  items: NormalizedSubmit[],
+  maxQueued: (number | null)[],
+): Promise<SubmitResult[]> {
   if (items.length === 0) return Promise.resolve([]);
+  if (maxQueued.some((limit) => limit !== null)) {
+    return withRetry(() =>
+      transaction(pool, async (client) => {
+        await checkMaxQueued(client, items, maxQueued, (keyed) => takenKeys(client, keyed));
+        return admitOn(client, items);
+      }),
+    );
+  }
   // One statement is atomic by itself: a single submission, or one chunk with no keys to resolve.
   const oneStatement =
     items.length === 1 || (items.length <= CHUNK_ROWS && items.every((i) => i.idempotencyKey === null));
   return withRetry(() =>
     oneStatement ? admitOn(pool, items) : transaction(pool, (client) => admitOn(client, items)),
   );
+}
+
+/** The (tenant, idempotency key) pairs of `keyed` already held by a job, as `tenant\0key`. */
+async function takenKeys(db: Queryable, keyed: NormalizedSubmit[]): Promise<Set<string>> {
+  if (keyed.length === 0) return new Set();
+  const found = await run<JobRow>(db, FIND_BY_KEYS, [
+    keyed.map((i) => i.tenant),
+    keyed.map((i) => i.idempotencyKey),
+  ]);
+  return new Set(found.map((row) => `${row.tenant}\u0000${row.idempotency_key}`));
 }
 
 const keyOf = (item: NormalizedSubmit) =>

@@ -64,53 +64,6 @@ SELECT j.* FROM bulkhead.jobs j
  WHERE j.idempotency_key IS NOT NULL`,
 };
 
-/**
- * claim: lease up to $4 runnable jobs of one queue (and with $7, start them too: `job.running`
- * events carry the attempt context $8). The picking scan walks the partial index
- * jobs_claim in its own order (no sort), skips rows other claimers hold, and stops at the limit.
- * Each row gets a new fence and attempt, the lease deadline comes from the server clock, and one
- * `job.leased` event is written per row.
- */
-export const CLAIM: Sql = {
-  name: 'bulkhead_claim',
-  text: `
-WITH picked AS (
-  SELECT id FROM bulkhead.jobs
-   WHERE state = 'queued' AND queue = $1 AND run_at <= ${NOW_MS} AND classification <= $2
-     AND (deadline IS NULL OR deadline > ${NOW_MS})
-     AND ($3::text[] IS NULL OR task = ANY ($3::text[]))
-   ORDER BY priority DESC, run_at, id
-   LIMIT $4
-   FOR UPDATE SKIP LOCKED
-),
-leased AS (
-  UPDATE bulkhead.jobs j
-     SET state = CASE WHEN $7::boolean THEN 'running' ELSE 'leased' END,
-         reason = CASE WHEN $7::boolean THEN 'started' ELSE 'claimed' END,
-         fence = j.fence + 1, attempt = j.attempt + 1, worker_id = $5,
-         lease_length_ms = coalesce($6::integer, j.lease_ms),
-         lease_expires_at = ${NOW_MS} + coalesce($6::integer, j.lease_ms),
-         updated_at = ${NOW_MS}
-    FROM picked p
-   WHERE j.id = p.id
-  RETURNING j.*
-),
-ev AS (
-  INSERT INTO ${EVENT_COLUMNS}
-  SELECT e.type, l.tenant, l.id, l.correlation_id, e.data, l.updated_at
-    FROM leased l
-   CROSS JOIN LATERAL (VALUES
-         (1, 'job.leased', jsonb_build_object('from', 'queued', 'to', 'leased', 'reason', 'claimed',
-                                              'workerId', l.worker_id, 'attempt', l.attempt, 'fence', l.fence)),
-         (2, 'job.running', jsonb_build_object('from', 'leased', 'to', 'running', 'reason', 'started',
-                                               'attempt', l.attempt, 'fence', l.fence) || $8::jsonb)
-       ) AS e(n, type, data)
-   WHERE e.n = 1 OR $7::boolean
-   ORDER BY l.id, e.n
-)
-SELECT * FROM leased`,
-};
-
 /** The rows of a batch as (id, fence); the caller sorts them by id, so batches lock rows in one order. */
 const LEASES_INPUT = 'unnest($1::text[], $2::bigint[]) AS i(id, fence)';
 

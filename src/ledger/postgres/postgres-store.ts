@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import { assertTransition, type BlockReason, isTerminal, type JobState } from '../../lifecycle/lifecycle.js';
 import { JobNotFoundError, JobStateConflictError, StaleLeaseError } from '../errors.js';
+import { normalizeRunningLimits, normalizeSubmitQuota, normalizeTakeTokens } from '../quotas.js';
 import { type JobRow, rowToJob, rowToStep, rowToWorker, type StepRow, type WorkerRow } from '../rows.js';
 import type { OpenStoreOptions, Store } from '../store.js';
 import {
@@ -34,6 +35,8 @@ import {
   type Step,
   type SubmitInput,
   type SubmitResult,
+  type TakeTokensInput,
+  type TakeTokensResult,
   type Transitioned,
   type WorkerInfo,
   type WorkerRecord,
@@ -62,6 +65,7 @@ import {
 } from '../validate.js';
 import { admit } from './postgres-admit.js';
 import { decideApproval, readmit, refuseAuthority } from './postgres-authority.js';
+import { claimFair } from './postgres-claim.js';
 import { PostgresConfigs } from './postgres-configs.js';
 import { PostgresConsumers } from './postgres-consumers.js';
 import { connectionConfig, createPool, redactUrl, run, transaction, withRetry } from './postgres-db.js';
@@ -70,7 +74,6 @@ import { migrate } from './postgres-migrate.js';
 import {
   APPEND_EVENT,
   BLOCK,
-  CLAIM,
   COMPLETE,
   CONFIRM_CANCEL,
   GET_JOB,
@@ -89,6 +92,7 @@ import {
   UNBLOCK,
   WORKER_HEARTBEAT,
 } from './postgres-queries.js';
+import { takeTokens } from './postgres-quotas.js';
 import { PostgresRegistry } from './postgres-registry.js';
 import {
   applyTransitions,
@@ -106,11 +110,6 @@ assertTransition('running', 'succeeded', 'completed');
 assertTransition('leased', 'queued', 'released');
 assertTransition('leased', 'cancelled', 'cancel_requested');
 assertTransition('running', 'cancelled', 'cancel_requested');
-
-/** Claim order: highest priority, then the earliest run time, then the oldest id. */
-function claimOrder(a: Job, b: Job): number {
-  return b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-}
 
 const transitioned = (row: { state: string; updated_at: number }): Transitioned => ({
   state: row.state as JobState,
@@ -155,45 +154,31 @@ export class PostgresStore implements Store {
   // ── admission ──────────────────────────────────────────────────────────────────────────────
 
   async submit(input: SubmitInput): Promise<SubmitResult> {
-    const [result] = await this.admit([normalizeSubmit(input)]);
+    const item = normalizeSubmit(input);
+    const [result] = await this.admit([item], [normalizeSubmitQuota(input, 'submit')]);
     return result!;
   }
 
   async submitMany(inputs: SubmitInput[]): Promise<SubmitResult[]> {
-    return this.admit(normalizeSubmitMany(inputs));
+    const items = normalizeSubmitMany(inputs);
+    return this.admit(
+      items,
+      inputs.map((input, i) => normalizeSubmitQuota(input, `submitMany[${i}]`)),
+    );
   }
 
-  private async admit(items: NormalizedSubmit[]): Promise<SubmitResult[]> {
-    const results = await admit(this.pool, items);
+  private async admit(items: NormalizedSubmit[], maxQueued: (number | null)[]): Promise<SubmitResult[]> {
+    const results = await admit(this.pool, items, maxQueued);
     this.wake.local(results.filter((r) => r.created && r.job.state === 'queued').map((r) => r.job.queue));
     return results;
   }
 
   // ── leases ─────────────────────────────────────────────────────────────────────────────────
 
-  /** One statement per queue, in the order given, until the limit is filled; each queue's jobs in claim order. */
+  /** Queue by queue, in the order given, until the limit is filled; each queue picked fairly (postgres-claim.ts). */
   async claim(options: ClaimOptions): Promise<Job[]> {
     const c = normalizeClaim(options);
-    const clearance = classificationRank(c.clearance);
-    const claimed: Job[] = [];
-    for (const queue of c.queues) {
-      const want = c.limit - claimed.length;
-      if (want <= 0) break;
-      const rows = await withRetry(() =>
-        run<JobRow>(this.pool, CLAIM, [
-          queue,
-          clearance,
-          c.tasks,
-          want,
-          c.workerId,
-          c.leaseMs,
-          c.start !== null,
-          JSON.stringify(c.start ?? {}),
-        ]),
-      );
-      claimed.push(...rows.map(rowToJob).sort(claimOrder));
-    }
-    return claimed;
+    return claimFair(this.pool, c, classificationRank(c.clearance), normalizeRunningLimits(options));
   }
 
   async start(leases: Lease[], context: AttemptContext = {}): Promise<Outcome<Transitioned>[]> {
@@ -531,6 +516,10 @@ export class PostgresStore implements Store {
 
   recordConsumerFailure(name: string, error: string): Promise<ConsumerState> {
     return this.consumers.fail(name, error);
+  }
+
+  async takeTokens(input: TakeTokensInput): Promise<TakeTokensResult> {
+    return takeTokens(this.pool, normalizeTakeTokens(input));
   }
 
   onWake(listener: (queue: string) => void): () => void {

@@ -35,23 +35,6 @@ const SQL = {
       VALUES (?, ?, ?, ?, ?, ?)`,
 
   /**
-   * `queued -> leased` for up to @limit runnable jobs of one queue, in claim order. The inner SELECT
-   * walks `jobs_claim` in its own order (no sort); the tasks filter is a JSON array or NULL.
-   */
-  claim: `UPDATE jobs SET state = CASE WHEN @start THEN 'running' ELSE 'leased' END,
-        reason = CASE WHEN @start THEN 'started' ELSE 'claimed' END, fence = fence + 1, attempt = attempt + 1,
-        worker_id = @workerId, lease_length_ms = coalesce(@leaseMs, lease_ms),
-        lease_expires_at = @now + coalesce(@leaseMs, lease_ms), updated_at = @now
-      WHERE id IN (
-        SELECT id FROM jobs INDEXED BY jobs_claim
-        WHERE state = 'queued' AND queue = @queue AND run_at <= @now AND classification <= @clearance
-          AND (deadline IS NULL OR deadline > @now)
-          AND (@tasks IS NULL OR task IN (SELECT value FROM json_each(@tasks)))
-        ORDER BY priority DESC, run_at, id
-        LIMIT @limit)
-      RETURNING *`,
-
-  /**
    * `leased -> running` for a batch, only by the current, unexpired owner. @leases is a JSON array of
    * [jobId, fence]; rows that do not match are simply not returned (the caller reports them stale).
    */

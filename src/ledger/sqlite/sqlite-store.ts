@@ -22,6 +22,7 @@ import {
   StoreUnavailableError,
 } from '../errors.js';
 import { newJobId } from '../ids.js';
+import { normalizeRunningLimits, normalizeSubmitQuota, normalizeTakeTokens } from '../quotas.js';
 import {
   admittedJob,
   type ConsumerRow,
@@ -60,6 +61,8 @@ import {
   type Step,
   type SubmitInput,
   type SubmitResult,
+  type TakeTokensInput,
+  type TakeTokensResult,
   type Transitioned,
   type WorkerInfo,
   type WorkerRecord,
@@ -92,9 +95,11 @@ import {
   signatureOf,
   toJson,
 } from '../validate.js';
+import { SqliteClaimer } from './sqlite-claim.js';
 import { SqliteConfigs } from './sqlite-configs.js';
 import { migrateSqlite } from './sqlite-migrate.js';
 import { prepareQueries, type SqliteQueries } from './sqlite-queries.js';
+import { SqliteQuotas } from './sqlite-quotas.js';
 import { SqliteRegistry } from './sqlite-registry.js';
 
 // The transitions this adapter writes with fixed from/to pairs, checked once against the lifecycle.
@@ -111,6 +116,8 @@ export class SqliteStore implements Store {
   readonly registry: SqliteRegistry;
   readonly configs: SqliteConfigs;
   private readonly q: SqliteQueries;
+  private readonly claimer: SqliteClaimer;
+  private readonly quotas: SqliteQuotas;
   private readonly wake = new EventEmitter();
   private readonly listCache = new Map<string, Database.Statement>();
   private closed = false;
@@ -126,6 +133,8 @@ export class SqliteStore implements Store {
     readonly path: string,
   ) {
     this.q = prepareQueries(db);
+    this.claimer = new SqliteClaimer(db);
+    this.quotas = new SqliteQuotas(db);
     this.registry = new SqliteRegistry(db, (fn) => this.write(fn));
     this.configs = new SqliteConfigs(db, (fn) => this.write(fn));
     this.wake.setMaxListeners(0);
@@ -161,19 +170,25 @@ export class SqliteStore implements Store {
 
   async submit(input: SubmitInput): Promise<SubmitResult> {
     const item = normalizeSubmit(input);
-    const [result] = await this.admit([item]);
+    const [result] = await this.admit([item], [normalizeSubmitQuota(input, 'submit')]);
     return result as SubmitResult;
   }
 
   async submitMany(inputs: SubmitInput[]): Promise<SubmitResult[]> {
-    return this.admit(normalizeSubmitMany(inputs));
+    const items = normalizeSubmitMany(inputs);
+    return this.admit(
+      items,
+      inputs.map((input, i) => normalizeSubmitQuota(input, `submitMany[${i}]`)),
+    );
   }
 
-  private async admit(items: NormalizedSubmit[]): Promise<SubmitResult[]> {
+  /** `maxQueued[i]` is the pending-jobs limit of `items[i]` (null: none). */
+  private async admit(items: NormalizedSubmit[], maxQueued: (number | null)[]): Promise<SubmitResult[]> {
     const queues = new Set<string>();
     const results = await this.write(() => {
       const now = Date.now();
-      return items.map((item): SubmitResult => {
+      const pending = this.quotas.pendingTally();
+      return items.map((item, i): SubmitResult => {
         if (item.idempotencyKey !== null) {
           const existing = this.q.byIdempotencyKey.get(item.tenant, item.idempotencyKey) as
             | JobRow
@@ -185,6 +200,7 @@ export class SqliteStore implements Store {
             return { job: rowToJob(existing), created: false };
           }
         }
+        pending.admit(item.tenant, maxQueued[i] ?? null);
         const job = admittedJob(item, item.id ?? newJobId(now), now);
         this.q.insertJob.run({
           id: job.id,
@@ -237,8 +253,10 @@ export class SqliteStore implements Store {
 
   // ── leases ─────────────────────────────────────────────────────────────────────────────────
 
+  /** Queue by queue, in the order given, until the limit is filled; each queue picked fairly (sqlite-claim.ts). */
   async claim(options: ClaimOptions): Promise<Job[]> {
     const c = normalizeClaim(options);
+    const limits = normalizeRunningLimits(options);
     const tasks = c.tasks === null ? null : JSON.stringify(c.tasks);
     const clearance = classificationRank(c.clearance);
     return this.write(() => {
@@ -247,17 +265,17 @@ export class SqliteStore implements Store {
       for (const queue of c.queues) {
         const want = c.limit - claimed.length;
         if (want <= 0) break;
-        const rows = this.q.claim.all({
-          workerId: c.workerId,
-          leaseMs: c.leaseMs,
-          now,
+        const rows = this.claimer.claimQueue({
           queue,
+          now,
           clearance,
           tasks,
-          limit: want,
-          start: c.start === null ? 0 : 1,
-        }) as JobRow[];
-        rows.sort(claimOrder);
+          want,
+          limits,
+          workerId: c.workerId,
+          leaseMs: c.leaseMs,
+          start: c.start !== null,
+        });
         this.eventsFor(
           rows,
           'job.leased',
@@ -842,6 +860,11 @@ export class SqliteStore implements Store {
     });
   }
 
+  async takeTokens(input: TakeTokensInput): Promise<TakeTokensResult> {
+    const take = normalizeTakeTokens(input);
+    return this.write(() => this.quotas.takeTokens(take, Date.now()));
+  }
+
   onWake(listener: (queue: string) => void): () => void {
     this.wake.on('wake', listener);
     return () => this.wake.off('wake', listener);
@@ -963,10 +986,4 @@ interface TransitionedRow {
 
 function transitioned(row: { state: string; updated_at: number | string }): Transitioned {
   return { state: row.state as JobState, updatedAt: Number(row.updated_at) };
-}
-
-function claimOrder(a: JobRow, b: JobRow): number {
-  return (
-    b.priority - a.priority || Number(a.run_at) - Number(b.run_at) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
-  );
 }
