@@ -4,8 +4,8 @@
  * the server failed (the details go to the log, never to the client).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { ControlError } from '../control/errors.js';
-import { LedgerError } from '../ledger/errors.js';
+import { ControlError, PayloadQuotaError } from '../control/errors.js';
+import { LedgerError, QuotaExceededError } from '../ledger/errors.js';
 
 export class HttpProblem extends Error {
   constructor(
@@ -32,6 +32,8 @@ const CODE_STATUS: Record<string, number> = {
   policy_denied: 403,
   tenant_not_admitted: 403,
   approval_refused: 403,
+  quota_exceeded: 429,
+  payload_quota_exceeded: 413,
   no_signer: 503,
   invalid_argument: 400,
   job_not_found: 404,
@@ -97,7 +99,20 @@ export function toProblem(err: unknown): { problem: HttpProblem; unexpected: boo
     if ('known' in err && Array.isArray(err.known)) extra.known = err.known;
     if ('problems' in err && Array.isArray(err.problems)) extra.errors = err.problems;
     if ('policy' in err && (typeof err.policy === 'number' || err.policy === null)) extra.policy = err.policy;
-    return { problem: new HttpProblem(status, err.code, err.message, extra), unexpected: status >= 500 };
+    const headers: Record<string, string> = {};
+    if (err instanceof QuotaExceededError || err instanceof PayloadQuotaError) {
+      // The quota, its limit and the use that hit it; a rate says when to come back.
+      Object.assign(extra, { quota: err.quota, tenant: err.tenant, limit: err.limit });
+      if (err instanceof QuotaExceededError) {
+        Object.assign(extra, { current: err.current, requested: err.requested });
+        if (err.retryAfterMs !== undefined) extra.retryAfterMs = err.retryAfterMs;
+        headers['retry-after'] = String(Math.max(1, Math.ceil((err.retryAfterMs ?? 1000) / 1000)));
+      } else extra.size = err.size;
+    }
+    return {
+      problem: new HttpProblem(status, err.code, err.message, extra, headers),
+      unexpected: status >= 500,
+    };
   }
   const fe = err as FastifyError & { validation?: SchemaError[] };
   if (fe && Array.isArray(fe.validation)) {

@@ -6,7 +6,7 @@
  */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { JobNotFoundError } from '../ledger/errors.js';
+import { JobNotFoundError, QuotaExceededError } from '../ledger/errors.js';
 import { newJobId } from '../ledger/ids.js';
 import type { TaskType } from '../ledger/registry.js';
 import type { Store } from '../ledger/store.js';
@@ -15,7 +15,7 @@ import type { Principal } from './api-keys.js';
 import { type AuthorityClaims, inputDigest, signAuthorities, signAuthority } from './authority.js';
 import type { ConfigDocument } from './config/document.js';
 import { contractOfRow, needsFreshControl, type TaskContract } from './contract.js';
-import { InvalidInputError, NoSignerError, UnknownTaskError } from './errors.js';
+import { InvalidInputError, NoSignerError, PayloadQuotaError, UnknownTaskError } from './errors.js';
 import { decideSubmission, type SubmitRules } from './policy.js';
 import type { SigningKey } from './signing-keys.js';
 
@@ -40,6 +40,8 @@ interface CurrentConfig {
   digest: string | null;
   /** The tenants and policies the current config enforces at admission. */
   rules: SubmitRules;
+  /** Per-tenant quotas of the current config. */
+  quotas: ConfigDocument['quotas'];
 }
 
 const NO_RULES: SubmitRules = { tenants: [], policies: [] };
@@ -64,9 +66,9 @@ export class Admission {
     if (!this.config || now - this.config.at > 1000) {
       const current = (async (): Promise<CurrentConfig> => {
         const { currentVersion } = await this.store.configs.rollout();
-        if (currentVersion === null) return { version: null, digest: null, rules: NO_RULES };
+        if (currentVersion === null) return { version: null, digest: null, rules: NO_RULES, quotas: {} };
         const v = await this.store.configs.get(currentVersion);
-        if (!v) return { version: currentVersion, digest: null, rules: NO_RULES };
+        if (!v) return { version: currentVersion, digest: null, rules: NO_RULES, quotas: {} };
         const doc = JSON.parse(v.documentJson) as Partial<ConfigDocument>;
         return {
           version: currentVersion,
@@ -75,6 +77,7 @@ export class Admission {
             tenants: (doc.tenants ?? []).map((t) => t.name),
             policies: doc.policies ?? [],
           },
+          quotas: doc.quotas ?? {},
         };
       })();
       // A failed read is not cached: the next submission asks again.
@@ -108,6 +111,7 @@ export class Admission {
       inputs.push(prepared.input);
       if (prepared.claims) claims.push(prepared.claims);
     }
+    await this.applyQuotas(principal.tenant, config.quotas[principal.tenant], inputs);
     // One signature for the whole call (a Merkle root over its records).
     if (this.signer) {
       signAuthorities(this.signer.key, claims).forEach((record, i) => {
@@ -183,6 +187,51 @@ export class Admission {
       requestedDeadline: s.deadline ?? null,
     });
     return { input: out, claims };
+  }
+
+  /**
+   * The tenant's quotas on this call, checked once everything else passed (so a refused submission
+   * spends no tokens): `maxPayloadBytes` on each input, `submitPerSecond` from the tenant's token
+   * bucket in the ledger (shared by every control replica), and `maxQueued` in the write itself.
+   */
+  private async applyQuotas(
+    tenant: string,
+    quota: ConfigDocument['quotas'][string] | undefined,
+    inputs: SubmitInput[],
+  ): Promise<void> {
+    if (!quota) return;
+    if (quota.maxPayloadBytes !== undefined) {
+      inputs.forEach((input, i) => {
+        const size = Buffer.byteLength(JSON.stringify(input.input ?? null));
+        if (size > (quota.maxPayloadBytes as number)) {
+          throw new PayloadQuotaError(
+            tenant,
+            quota.maxPayloadBytes as number,
+            size,
+            inputs.length > 1 ? i : null,
+          );
+        }
+      });
+    }
+    if (quota.submitPerSecond !== undefined) {
+      const rate = quota.submitPerSecond;
+      const burst = Math.max(1, rate);
+      const refuse = (current: number, retryAfterMs?: number) =>
+        new QuotaExceededError({
+          tenant,
+          quota: 'submitPerSecond',
+          limit: rate,
+          current,
+          requested: inputs.length,
+          ...(retryAfterMs !== undefined && { retryAfterMs }),
+        });
+      // A call larger than the bucket can never pass: say so rather than ask to wait.
+      if (rate <= 0 || inputs.length > burst) throw refuse(0);
+      const taken = await this.store.takeTokens({ tenant, count: inputs.length, ratePerSecond: rate, burst });
+      if (!taken.ok) throw refuse(Math.max(0, burst - taken.remaining), taken.retryAfterMs);
+    }
+    if (quota.maxQueued !== undefined)
+      for (const input of inputs) input.quota = { maxQueued: quota.maxQueued };
   }
 
   /** The contract of a registry row, parsed once per row read. */

@@ -93,3 +93,20 @@ export class NoSignerError extends ControlError {
     );
   }
 }
+
+/** An input larger than the tenant's `maxPayloadBytes` quota. Nothing was written. */
+export class PayloadQuotaError extends ControlError {
+  readonly code = 'payload_quota_exceeded';
+  readonly quota = 'maxPayloadBytes';
+  constructor(
+    readonly tenant: string,
+    readonly limit: number,
+    readonly size: number,
+    /** The item of a batch, or null for a single submission. */
+    readonly index: number | null,
+  ) {
+    super(
+      `${index === null ? 'the input' : `jobs[${index}].input`} is ${size} bytes as JSON; tenant '${tenant}' may submit at most ${limit} (quotas.${tenant}.maxPayloadBytes): send a smaller input, or raise the quota in the config`,
+    );
+  }
+}

@@ -14,6 +14,8 @@ export interface SnapshotView {
   evidenceRequiredTasks: Set<string>;
   /** How many outbox events the evidence shipper may be behind before required work stops starting. */
   evidenceMaxLag: number;
+  /** Per-tenant ceilings on leased and running jobs (`quotas.<tenant>.maxRunning`); empty: none. */
+  maxRunning: Record<string, number>;
 }
 
 export function viewOf(document: unknown): SnapshotView {
@@ -37,5 +39,11 @@ export function viewOf(document: unknown): SnapshotView {
     if (freshControl === true || (freshControl === undefined && effect === 'destructive'))
       freshControlTasks.add(name);
   }
-  return { freshnessMs, freshControlTasks, taskNames, evidenceRequiredTasks, evidenceMaxLag };
+  const maxRunning: Record<string, number> = {};
+  const quotas = doc.quotas && typeof doc.quotas === 'object' ? (doc.quotas as Record<string, unknown>) : {};
+  for (const [tenant, q] of Object.entries(quotas)) {
+    const limit = (q as { maxRunning?: unknown } | null)?.maxRunning;
+    if (typeof limit === 'number' && Number.isInteger(limit) && limit >= 0) maxRunning[tenant] = limit;
+  }
+  return { freshnessMs, freshControlTasks, taskNames, evidenceRequiredTasks, evidenceMaxLag, maxRunning };
 }

@@ -156,6 +156,8 @@ export class Worker {
   /** Each task's contract as published (or, for a task no config names, as its code declares it). */
   private readonly contracts = new Map<string, TaskContract>();
   private readonly authority: AuthorityGate;
+  /** The applied config's per-tenant `maxRunning` ceilings, passed with every claim. */
+  private maxRunning: Record<string, number> | undefined;
 
   readonly starts: Batcher<Lease, Transitioned>;
   readonly heartbeats: Batcher<HeartbeatInput, HeartbeatResult>;
@@ -426,6 +428,8 @@ export class Worker {
             clearance: this.clearance,
             // It claims only what it starts at once: claim and start in one write.
             start: this.attemptContext(),
+            // The published per-tenant ceilings, enforced by the ledger across every worker.
+            ...(this.maxRunning && { maxRunning: this.maxRunning }),
           });
           this.storeOk('claim');
           backoff = 100;
@@ -459,6 +463,7 @@ export class Worker {
       this.configState = gate.claim ? 'ok' : (gate.reason ?? 'stale_config');
       if (!gate.claim || !gate.view) return [];
       view = gate.view;
+      this.maxRunning = Object.keys(view.maxRunning).length > 0 ? view.maxRunning : undefined;
       const freshOnly = names.filter((n) => view?.freshControlTasks.has(n));
       await this.holdBack(this.freshnessHold, freshOnly, gate.fresh);
       if (!gate.fresh) allowed = allowed.filter((n) => !view?.freshControlTasks.has(n));

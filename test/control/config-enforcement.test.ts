@@ -118,6 +118,22 @@ const ENFORCED: Record<string, { code: string; test: string }> = {
     code: 'src/control/policy.ts#approval: free === undefined',
     test: 'test/control/policy.test.ts#approval',
   },
+  'quotas.*.maxQueued': {
+    code: 'src/control/admission.ts#input.quota = { maxQueued: quota.maxQueued }',
+    test: 'test/control/quotas-api.test.ts#maxQueued refuses the submission',
+  },
+  'quotas.*.maxRunning': {
+    code: 'src/execution/worker.ts#maxRunning: this.maxRunning',
+    test: 'test/execution/max-running.test.ts#acme never ran two at once',
+  },
+  'quotas.*.submitPerSecond': {
+    code: 'src/control/admission.ts#this.store.takeTokens',
+    test: 'test/control/quotas-api.test.ts#ten times its rate',
+  },
+  'quotas.*.maxPayloadBytes': {
+    code: 'src/control/admission.ts#new PayloadQuotaError',
+    test: 'test/control/quotas-api.test.ts#maxPayloadBytes refuses a larger input',
+  },
   'retention.evidenceDays': {
     code: 'src/cli/evidence-setup.ts#evidenceDays',
     test: 'test/evidence/configured-retention.test.ts#evidenceDays: 3',
