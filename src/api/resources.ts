@@ -41,6 +41,8 @@ export function toJobResource(job: Job): JobResource {
   if (job.parentId !== undefined) r.parentId = job.parentId;
   if (job.progress !== undefined) r.progress = job.progress;
   if (job.deadline !== undefined) r.deadline = iso(job.deadline);
+  if (job.authority && typeof job.authority === 'object')
+    r.authority = job.authority as Record<string, unknown>;
   return r;
 }
 
@@ -78,6 +80,12 @@ export const jobSchema = {
     classification: { type: 'string', enum: [...CLASSIFICATIONS] },
     cancelRequested: { type: 'boolean' },
     progress: {},
+    authority: {
+      type: 'object',
+      additionalProperties: true,
+      description:
+        'The signed authority record it was admitted under (config version and digest, contract, approvals); see docs/CONTROL-PLANE.md',
+    },
     runAt: { type: 'string', format: 'date-time' },
     deadline: { type: 'string', format: 'date-time' },
     createdAt: { type: 'string', format: 'date-time' },

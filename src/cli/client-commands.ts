@@ -68,6 +68,27 @@ function printJob(job: JobView): void {
   if (job.parentId) rows.push(['parent', job.parentId]);
   if (job.cancelRequested) rows.push(['cancel', 'requested']);
   if (job.error) rows.push(['error', `${job.error.code}: ${job.error.message}`]);
+  const authority = job.authority as
+    | {
+        configVersion?: unknown;
+        principal?: unknown;
+        approvalsRequired?: unknown;
+        approvals?: { decision: string; principal: string }[];
+      }
+    | undefined;
+  if (authority) {
+    rows.push([
+      'admitted',
+      `by key ${String(authority.principal)} under config v${String(authority.configVersion ?? 'none')}`,
+    ]);
+    if (Number(authority.approvalsRequired) > 0) {
+      const decisions = (authority.approvals ?? []).map((a) => `${a.decision} by ${a.principal}`);
+      rows.push([
+        'approvals',
+        `${decisions.length ? decisions.join(', ') : 'none yet'} (needs ${String(authority.approvalsRequired)})`,
+      ]);
+    }
+  }
   rows.push(['input', JSON.stringify(job.input)]);
   if (job.output !== undefined) rows.push(['output', JSON.stringify(job.output)]);
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(12)}${String(v)}\n`);

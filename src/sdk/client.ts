@@ -42,6 +42,11 @@ export interface JobView<O = unknown> {
   progress?: unknown;
   runAt: string;
   deadline?: string;
+  /**
+   * The signed authority record the job was admitted under: who, which config version and digest,
+   * the contract (`scope`) and the approvals. Verifiable with the control plane's public key.
+   */
+  authority?: Record<string, unknown>;
   createdAt: string;
   updatedAt: string;
 }
