@@ -13,9 +13,6 @@
  * postgres://postgres@127.0.0.1:5432/postgres.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -27,10 +24,9 @@ import { CONTRACT_FIELDS, registryRow, type TaskContract } from '../src/control/
 import type { SigningKey } from '../src/control/signing-keys.js';
 import { AuthorityGate } from '../src/execution/authority-gate.js';
 import { createWorker } from '../src/execution/worker.js';
-import { openStore } from '../src/ledger/open.js';
 import type { Store } from '../src/ledger/store.js';
 import { keyIdOf } from '../src/util/ed25519.js';
-import { createPgDatabase } from '../test/helpers/pg-scratch.js';
+import { openBenchStore } from './stores.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,7 +43,6 @@ const BATCH = Number(args.batch);
 const DRAIN = Number(args.drain);
 const CONCURRENCY = Number(args.concurrency);
 const ROUNDS = Number(args.rounds);
-const pgAdmin = process.env.BULKHEAD_BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const backends = args.backend === 'all' ? ['sqlite', 'postgres'] : [String(args.backend)];
 const TASKS = fileURLToPath(new URL('./fixtures/bench-tasks.js', import.meta.url));
 const TASK = 'bench.noop.inline';
@@ -63,34 +58,11 @@ const key: SigningKey = {
   publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
 };
 
-async function open(backend: string): Promise<{ store: Store; cleanup(): Promise<void> }> {
-  if (backend === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'bulkhead-bench-'));
-    const store = await openStore(join(dir, 'ledger.db'));
-    return {
-      store,
-      cleanup: async () => {
-        await store.close();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  }
-  const db = await createPgDatabase(pgAdmin);
-  const store = await openStore(db.url);
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await db.drop();
-    },
-  };
-}
-
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 const rate = (n: number, t0: number) => n / ((performance.now() - t0) / 1000);
 
 async function withStore<T>(backend: string, fn: (store: Store) => Promise<T>): Promise<T> {
-  const { store, cleanup } = await open(backend);
+  const { store, cleanup } = await openBenchStore(backend);
   try {
     const task = (await loadTasks(TASKS)).find((t) => t.name === TASK);
     if (!task) throw new Error(`${TASK} missing`);

@@ -1,24 +1,7 @@
-/**
- * Fairness benchmark: one tenant's deep backlog and another tenant's few jobs in the same queue.
- * Tenant A gets `--backlog` jobs (100,000), then tenant B gets `--few` (100); one claimer then
- * claims `--batch` at a time (claim with start, then complete) until every B job has run and at
- * least `--claims` claims were made. Reported: how many A jobs were leased before B's last one (read
- * from the outbox, in seq order), the claims made, and over the first `--claims` claims the claim's
- * latency (p50, p99) and the claim+complete rate, with 100,000 jobs queued behind. Uses
- * only the `Store` API, so the same file runs against an older ledger for a before/after figure.
- *
- *   node dist/bench/fairness-bench.js [--backend sqlite|postgres|all] [--backlog 100000] [--few 100] [--batch 10] [--claims 500]
- *
- * PostgreSQL: BULKHEAD_BENCH_PG_URL (an admin URL; a throwaway database is created and dropped),
- * default postgres://postgres@127.0.0.1:5432/postgres.
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { openStore } from '../src/ledger/open.js';
 import type { Store } from '../src/ledger/store.js';
-import { createPgDatabase } from '../test/helpers/pg-scratch.js';
+import { openBenchStore } from './stores.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -33,27 +16,7 @@ const backlog = Number(args.backlog);
 const few = Number(args.few);
 const batch = Number(args.batch);
 const timedClaims = Number(args.claims);
-const pgAdmin = process.env.BULKHEAD_BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const wanted = args.backend === 'all' ? ['sqlite', 'postgres'] : [String(args.backend)];
-
-async function open(backend: string): Promise<{ store: Store; cleanup(): Promise<void> }> {
-  if (backend === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'bulkhead-bench-'));
-    const store = await openStore(join(dir, 'ledger.db'));
-    const cleanup = async () => {
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    };
-    return { store, cleanup };
-  }
-  const db = await createPgDatabase(pgAdmin);
-  const store = await openStore(db.url, { poolSize: 10 });
-  const cleanup = async () => {
-    await store.close();
-    await db.drop();
-  };
-  return { store, cleanup };
-}
 
 async function submit(store: Store, tenant: string, n: number): Promise<Set<string>> {
   const ids = new Set<string>();
@@ -87,7 +50,7 @@ console.log(
 );
 console.log('|---|---:|---:|---:|---:|---:|');
 for (const backend of wanted) {
-  const { store, cleanup } = await open(backend);
+  const { store, cleanup } = await openBenchStore(backend);
   try {
     await submit(store, 'bench-a', backlog);
     const fromSeq = await store.outboxHead();

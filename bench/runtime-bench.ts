@@ -1,26 +1,11 @@
-/**
- * Runtime benchmark, through the real worker:
- * 1. no-op drain throughput per runtime (inline, thread pool, process pool): N jobs queued, one
- *    worker drains them at the given concurrency;
- * 2. submit -> handler-start latency at a steady 100 jobs/s with an idle worker (inline), p50/p99.
- *
- *   npm run bench:runtimes -- [--backend sqlite|postgres|all] [--jobs 5000] [--concurrency 20]
- *                             [--rate 100] [--latency-jobs 1000]
- *
- * PostgreSQL: BULKHEAD_BENCH_PG_URL (admin URL; a throwaway database is created and dropped),
- * default postgres://postgres@127.0.0.1:5432/postgres.
- */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { loadTasks } from '../src/cli/load-tasks.js';
 import { createWorker } from '../src/execution/worker.js';
-import { openStore } from '../src/ledger/open.js';
 import type { Store } from '../src/ledger/store.js';
-import { createPgDatabase } from '../test/helpers/pg-scratch.js';
+import { openBenchStore } from './stores.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,33 +20,9 @@ const jobs = Number(args.jobs);
 const concurrency = Number(args.concurrency);
 const rate = Number(args.rate);
 const latencyJobs = Number(args['latency-jobs']);
-const pgAdmin = process.env.BULKHEAD_BENCH_PG_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const backends = args.backend === 'all' ? ['sqlite', 'postgres'] : [String(args.backend)];
 const TASKS = fileURLToPath(new URL('./fixtures/bench-tasks.js', import.meta.url));
 const silent = pino({ level: 'silent' });
-
-async function open(backend: string): Promise<{ store: Store; cleanup(): Promise<void> }> {
-  if (backend === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'bulkhead-bench-'));
-    const store = await openStore(join(dir, 'ledger.db'));
-    return {
-      store,
-      cleanup: async () => {
-        await store.close();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  }
-  const db = await createPgDatabase(pgAdmin);
-  const store = await openStore(db.url);
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await db.drop();
-    },
-  };
-}
 
 /** All jobs were queued before the worker started: done when none is left open. */
 async function waitDone(store: Store): Promise<void> {
@@ -73,7 +34,7 @@ async function waitDone(store: Store): Promise<void> {
 }
 
 async function throughput(backend: string, runtime: string): Promise<number> {
-  const { store, cleanup } = await open(backend);
+  const { store, cleanup } = await openBenchStore(backend);
   try {
     const tasks = await loadTasks(TASKS);
     const task = `bench.noop.${runtime}`;
@@ -101,7 +62,7 @@ async function throughput(backend: string, runtime: string): Promise<number> {
 }
 
 async function latency(backend: string): Promise<{ p50: number; p99: number; max: number }> {
-  const { store, cleanup } = await open(backend);
+  const { store, cleanup } = await openBenchStore(backend);
   try {
     const tasks = await loadTasks(TASKS);
     const starts = new Map<number, number>();

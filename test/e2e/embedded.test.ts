@@ -86,7 +86,10 @@ describe('bulkhead dev (embedded)', () => {
     assert.equal(dev.stdout.split(adminKey).length - 1, 1, 'the key is printed exactly once');
     assert.equal(readFileSync(keyFile, 'utf8').trim(), adminKey);
     assert.equal(statSync(keyFile).mode & 0o777, 0o600);
-    assert.match(dev.stdout, /tasks: {3}demo\.echo, demo\.flaky, demo\.payout, demo\.summarize, demo\.thumbnail\n/);
+    assert.match(
+      dev.stdout,
+      /tasks: {3}demo\.echo, demo\.flaky, demo\.payout, demo\.summarize, demo\.thumbnail\n/,
+    );
   });
 
   it('exits 0 on SIGTERM; a restart reuses the key without printing it', async () => {
