@@ -142,8 +142,12 @@ for (const kind of KINDS) {
     });
 
     it('a job submitted to the control process is run by the worker process', async () => {
-      worker = server(['worker', '--store', store, '--tasks', DEMO_TASKS]);
-      await worker.waitFor(/worker \S+ running demo\.echo, demo\.flaky, demo\.summarize, demo\.thumbnail\n/);
+      // The worker pins the control plane's key (init's keys dir): it verifies every job's authority record.
+      const keys = join(tmp.dir, 'bulkhead-keys');
+      worker = server(['worker', '--store', store, '--tasks', DEMO_TASKS, '--control-keys', keys]);
+      await worker.waitFor(
+        /worker \S+ running demo\.echo, demo\.flaky, demo\.payout, demo\.summarize, demo\.thumbnail\n/,
+      );
       const r = await bh(['submit', 'demo.echo', '--input', '{"via":"control","to":"worker"}', '--wait']);
       expectExit(r, 0);
       assert.deepEqual(json(r), { via: 'control', to: 'worker' });
