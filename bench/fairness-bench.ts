@@ -7,7 +7,7 @@
  * latency (p50, p99) and the claim+complete rate, with 100,000 jobs queued behind. Uses
  * only the `Store` API, so the same file runs against an older ledger for a before/after figure.
  *
- *   node dist/bench/fairness-bench.js [--backend sqlite|postgres|all] [--backlog 100000] [--few 100] [--batch 10] [--claims 500]
+ *   npm run bench:fairness -- [--backend sqlite|postgres|all] [--backlog 100000] [--few 100] [--batch 10] [--claims 500]
  *
  * PostgreSQL: BULKHEAD_BENCH_PG_URL (an admin URL; a throwaway database is created and dropped),
  * default postgres://postgres@127.0.0.1:5432/postgres.
