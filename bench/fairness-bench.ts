@@ -1,3 +1,17 @@
+/**
+ * Fairness benchmark: one tenant's deep backlog and another tenant's few jobs in the same queue.
+ * Tenant A gets `--backlog` jobs (100,000), then tenant B gets `--few` (100); one claimer then
+ * claims `--batch` at a time (claim with start, then complete) until every B job has run and at
+ * least `--claims` claims were made. Reported: how many A jobs were leased before B's last one (read
+ * from the outbox, in seq order), the claims made, and over the first `--claims` claims the claim's
+ * latency (p50, p99) and the claim+complete rate, with 100,000 jobs queued behind. Uses
+ * only the `Store` API, so the same file runs against an older ledger for a before/after figure.
+ *
+ *   npm run bench:fairness -- [--backend sqlite|postgres|all] [--backlog 100000] [--few 100] [--batch 10] [--claims 500]
+ *
+ * PostgreSQL: BULKHEAD_BENCH_PG_URL (an admin URL; a throwaway database is created and dropped),
+ * default postgres://postgres@127.0.0.1:5432/postgres.
+ */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { Store } from '../src/ledger/store.js';

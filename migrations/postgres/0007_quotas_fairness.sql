@@ -7,13 +7,12 @@
 DROP INDEX bulkhead.jobs_claim;
 CREATE INDEX jobs_claim_fair ON bulkhead.jobs (queue, tenant, priority DESC, run_at, id) WHERE state = 'queued';
 
--- A tenant's unfinished jobs by state: what maxQueued (awaiting_approval, queued, blocked) and
--- maxRunning (leased, running) count, without reading the tenant's finished history. Keyed on
--- (tenant || '') rather than tenant on purpose: the claim's scans name `tenant` and `state =
--- 'queued'`, and before the table has statistics the planner would take this smaller index for them
--- and sort a whole tenant's backlog; only the count queries, which spell the expression, can use it.
-CREATE INDEX jobs_tenant_open ON bulkhead.jobs ((tenant || ''), state)
-  WHERE state IN ('awaiting_approval', 'queued', 'blocked', 'leased', 'running');
+-- What maxRunning counts: a tenant's leased and running jobs, in every queue.
+CREATE INDEX jobs_tenant_running ON bulkhead.jobs (tenant) WHERE state IN ('leased', 'running');
+-- What maxQueued counts besides a tenant's queued jobs (those are counted on jobs_claim_fair, queue
+-- by queue): its jobs awaiting approval or blocked. Jobs pass through these states off the
+-- submit-claim-complete path, so this index costs that path nothing.
+CREATE INDEX jobs_tenant_held ON bulkhead.jobs (tenant) WHERE state IN ('awaiting_approval', 'blocked');
 
 -- Where round-robin resumes in each queue: the tenant served last. A claimer that finds the row
 -- held by a concurrent claimer leaves it to that one (it never waits for it).

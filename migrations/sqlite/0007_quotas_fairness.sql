@@ -7,10 +7,12 @@
 DROP INDEX jobs_claim;
 CREATE INDEX jobs_claim_fair ON jobs (queue, tenant, priority DESC, run_at, id) WHERE state = 'queued';
 
--- A tenant's unfinished jobs by state: what maxQueued (awaiting_approval, queued, blocked) and
--- maxRunning (leased, running) count, without reading the tenant's finished history.
-CREATE INDEX jobs_tenant_open ON jobs (tenant, state)
-  WHERE state IN ('awaiting_approval', 'queued', 'blocked', 'leased', 'running');
+-- What maxRunning counts: a tenant's leased and running jobs, in every queue.
+CREATE INDEX jobs_tenant_running ON jobs (tenant) WHERE state IN ('leased', 'running');
+-- What maxQueued counts besides a tenant's queued jobs (those are counted on jobs_claim_fair, queue
+-- by queue): its jobs awaiting approval or blocked. Jobs pass through these states off the
+-- submit-claim-complete path, so this index costs that path nothing.
+CREATE INDEX jobs_tenant_held ON jobs (tenant) WHERE state IN ('awaiting_approval', 'blocked');
 
 -- Where round-robin resumes in each queue: the tenant served last.
 CREATE TABLE claim_cursors (

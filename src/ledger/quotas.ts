@@ -12,18 +12,20 @@ import type { JobState } from '../lifecycle/lifecycle.js';
 import type { ClaimOptions, SubmitInput, TakeTokensInput, TakeTokensResult } from './types.js';
 import { checkName, describe, fail } from './validate.js';
 
-/** States a pending job is in: what `maxQueued` counts. */
-export const PENDING_STATES = ['awaiting_approval', 'queued', 'blocked'] as const satisfies JobState[];
 /** States a claimed, unfinished job is in: what `maxRunning` counts. */
 export const RUNNING_STATES = ['leased', 'running'] as const satisfies JobState[];
 
-/** A list of states as an SQL value list: `('leased', 'running')`. */
-export const sqlStates = (states: readonly JobState[]) => `(${states.map((s) => `'${s}'`).join(', ')})`;
 /**
- * The predicate of the `jobs_tenant_open` index (migration 0007). SQLite uses a partial index only
- * when the query repeats its predicate, so the count queries carry it too.
+ * Pending states besides `queued`: `maxQueued` counts these (on `jobs_tenant_held`) and the queued
+ * jobs (on `jobs_claim_fair`).
  */
-export const OPEN_STATES_SQL = sqlStates([...PENDING_STATES, ...RUNNING_STATES]);
+export const HELD_STATES = ['awaiting_approval', 'blocked'] as const satisfies JobState[];
+
+/**
+ * A list of states as an SQL value list: `('leased', 'running')`. The count queries repeat the
+ * predicates of the partial indexes they use (`jobs_tenant_running`, `jobs_tenant_held`) with these.
+ */
+export const sqlStates = (states: readonly JobState[]) => `(${states.map((s) => `'${s}'`).join(', ')})`;
 
 /** The largest job-count limit accepted; counting stops at the limit, so a check costs at most this many index entries. */
 export const MAX_JOB_LIMIT = 10_000_000;

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
 import type { Store } from '../../src/ledger/store.js';
 import type { Job, SubmitInput } from '../../src/ledger/types.js';
 import { backends, type TestStore } from '../helpers/backends.js';
@@ -26,6 +27,26 @@ async function submitBulk(store: Store, n: number, job: (i: number) => SubmitInp
 function tenantsNamed(...suffixes: string[]): string[] {
   const base = uniq('tenant');
   return suffixes.map((s) => `${base}-${s}`);
+}
+
+/**
+ * The model of a drain by one claimer: the picks form one rotation over the tenants (in name order,
+ * each taking its turn only while it has jobs left), each tenant's jobs in priority, runAt, id order;
+ * successive claims continue the rotation where the last one stopped.
+ */
+function rotation(jobs: Job[]): string[] {
+  const lines = new Map<string, Job[]>();
+  for (const job of jobs) lines.set(job.tenant, [...(lines.get(job.tenant) ?? []), job]);
+  for (const line of lines.values())
+    line.sort((a, b) => b.priority - a.priority || a.runAt - b.runAt || (a.id < b.id ? -1 : 1));
+  const order = [...lines.keys()].sort();
+  const out: string[] = [];
+  for (let turn = 0; out.length < jobs.length; turn++) {
+    const line = lines.get(order[turn % order.length] as string) as Job[];
+    const next = line.shift();
+    if (next) out.push(next.id);
+  }
+  return out;
 }
 
 const by = (jobs: Job[]) => jobs.map((j) => `${j.tenant.slice(-1)}${(j.input as { n: number }).n}`);
@@ -124,6 +145,37 @@ for (const backend of backends()) {
         tasks: ['fair.task'],
       });
       assert.deepEqual(by(claimed), ['d1', 'd2', 'd3']);
+    });
+
+    it('drains any mix of tenants, priorities and claim sizes as one rotation (model-based)', async () => {
+      const tenantJobs = fc.array(fc.integer({ min: -2, max: 2 }), { maxLength: 6 }); // priorities
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(tenantJobs, { minLength: 1, maxLength: 4 }),
+          fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 8 }),
+          async (tenants, sizes) => {
+            const queue = uniq('q');
+            const names = tenantsNamed(...tenants.map((_, i) => String.fromCharCode(97 + i)));
+            const submitted: Job[] = [];
+            for (let round = 0; round < 6; round++) {
+              for (const [i, priorities] of tenants.entries()) {
+                const priority = priorities[round];
+                if (priority === undefined) continue;
+                submitted.push((await submit(names[i] as string, queue, round, { priority })).job);
+              }
+            }
+            const claimed: string[] = [];
+            for (let k = 0; claimed.length < submitted.length; k++) {
+              const limit = sizes[k % sizes.length] as number;
+              const batch = await t.store.claim({ workerId: uniq('w'), queues: [queue], limit });
+              assert.equal(batch.length, Math.min(limit, submitted.length - claimed.length));
+              claimed.push(...batch.map((j) => j.id));
+            }
+            assert.deepEqual(claimed, rotation(submitted));
+          },
+        ),
+        { numRuns: backend.dialect === 'sqlite' ? 40 : 20 },
+      );
     });
 
     it("serves a tenant's 100 jobs before 10% of another tenant's 100,000-job backlog is drained", async () => {

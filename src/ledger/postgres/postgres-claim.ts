@@ -1,19 +1,21 @@
 /**
  * Fair claiming on PostgreSQL: `queued -> leased` for up to `want` runnable jobs of one queue, taken
- * round-robin across tenants, in one statement.
- *
- * The statement builds the round-robin order lazily and locks along it:
+ * round-robin across tenants, in one statement (CLAIM_FAIR):
  * - `tenants` walks the tenants with runnable work in name order, starting after the tenant served
  *   last in the queue (`claim_cursors`) and wrapping around. Each step is one descent of
- *   `jobs_claim_fair (queue, tenant, priority DESC, run_at, id)` that lands on the next tenant's
- *   head job, which is that tenant's round-1 pick.
- * - `picks` is round 1 (every tenant's head, in rotation order), then round 2 (each tenant's next
- *   job after its previous pick: a keyset descent on the same index), and so on; a tenant stops at
- *   its `maxRunning` room. Recursive CTEs are evaluated only as far as the rows read from them.
- * - `picked` locks the picks in that order with SKIP LOCKED until `want` are held: a row another
- *   claimer holds is stepped over and the next pick is read instead, as the old single-index claim
- *   did. So the work is about `want` index descents (plus the rows stepped over), whatever the depth
- *   of the queue and however many tenants wait behind the batch.
+ *   `jobs_claim_fair (queue, tenant, priority DESC, run_at, id)` landing on the next tenant's head
+ *   job. It is a recursive CTE, evaluated only as far as it is read: `lanes` reads the first `want`
+ *   tenants (fewer when there are fewer).
+ * - Each of the T lanes gets a share of ceil(want / T) jobs (at most its `maxRunning` room), read by
+ *   one index scan of its own in claim order and locked as it goes with SKIP LOCKED, so rows other
+ *   claimers hold are stepped over inside the scan, as the single-index claim did.
+ * - The jobs are ranked by (rank within their tenant, tenant position) and the first `want` taken:
+ *   exactly one job per tenant per round. Rows locked beyond that (fewer than T) are let go when the
+ *   statement ends.
+ * So a claim costs about T + want index entries and T descents, with T <= want, whatever the depth
+ * of the queue and however many tenants wait behind the batch. With a single tenant it is one scan.
+ * When a tenant had fewer jobs than its share, the claim comes back short while others may have
+ * more: `claimFair` then runs the statement again for the rest, continuing the rotation.
  * The queue's cursor moves to the tenant served last (a queue with one tenant never writes it),
  * unless a concurrent claimer holds its row: then that claimer moves it, nobody waits for it.
  *
@@ -75,11 +77,11 @@ const limitOf = (t: string, L: string, D: string) =>
 
 /**
  * How many more jobs tenant `t` may have leased or running now under ceiling `lim` (null: no
- * ceiling), counted on jobs_tenant_open up to the ceiling.
+ * ceiling), counted on jobs_tenant_running up to the ceiling.
  */
 const roomOf = (t: string, lim: string) => `CASE WHEN ${lim} IS NULL THEN NULL
   ELSE ${lim} - (SELECT count(*) FROM (
-         SELECT 1 FROM bulkhead.jobs o WHERE (o.tenant || '') = ${t}.tenant AND o.state IN ${sqlStates(RUNNING_STATES)}
+         SELECT 1 FROM bulkhead.jobs o WHERE o.tenant = ${t}.tenant AND o.state IN ${sqlStates(RUNNING_STATES)}
           LIMIT ${lim}) c)::integer END`;
 
 /**
@@ -96,7 +98,7 @@ served AS (
    CROSS JOIN LATERAL (SELECT ${limitOf('t', '$5', '$6')} AS lim) l
    CROSS JOIN LATERAL (SELECT ${roomOf('t', 'l.lim')} AS room) r
    WHERE t.pos > 0 AND (r.room IS NULL OR r.room > 0)
-   LIMIT $4
+   LIMIT (SELECT $4::integer)
 )
 SELECT s.tenant FROM (
   SELECT tenant FROM served WHERE lim IS NOT NULL ORDER BY hashtext(tenant), tenant
@@ -104,42 +106,44 @@ SELECT s.tenant FROM (
 };
 
 /**
- * Round 1 of the picks: each tenant's head job; with limits, only tenants with room, each carrying
- * its room ($9 tenant -> maxRunning as jsonb, $10 the default, $11 the limited tenants this
- * transaction has locked: a limited tenant not among them has no room).
+ * `lanes`: the first $4 tenants of the rotation that may be served, each with its room under
+ * `maxRunning` (null: no ceiling). With limits: $9 tenant -> maxRunning (jsonb), $10 the default, $11
+ * the limited tenants this transaction has locked (a limited tenant not among them has no room).
  */
-const firstRound = (limited: boolean) =>
+const lanes = (limited: boolean) =>
   limited
-    ? `SELECT 1, t.pos, t.tenant, r.room, t.id, t.priority, t.run_at FROM tenants t
+    ? `lanes AS (
+  SELECT t.pos, t.tenant, r.room FROM tenants t
    CROSS JOIN LATERAL (SELECT ${limitOf('t', '$9', '$10')} AS lim) l
    CROSS JOIN LATERAL (SELECT CASE WHEN l.lim IS NOT NULL AND NOT (t.tenant = ANY ($11::text[])) THEN 0
                               ELSE ${roomOf('t', 'l.lim')} END AS room) r
-   WHERE t.pos > 0 AND (r.room IS NULL OR r.room > 0)`
-    : 'SELECT 1, t.pos, t.tenant, NULL::integer, t.id, t.priority, t.run_at FROM tenants t WHERE t.pos > 0';
+   WHERE t.pos > 0 AND (r.room IS NULL OR r.room > 0)
+   LIMIT (SELECT $4::integer)
+)`
+    : `lanes AS (
+  SELECT t.pos, t.tenant, NULL::integer AS room FROM tenants t WHERE t.pos > 0 LIMIT (SELECT $4::integer)
+)`;
 
 const claimText = (limited: boolean) => `
 WITH RECURSIVE ${TENANTS},
-picks(round, pos, tenant, room, id, priority, run_at) AS (
-  ${firstRound(limited)}
-  UNION ALL
-  SELECT p.round + 1, p.pos, p.tenant, p.room, n.id, n.priority, n.run_at FROM picks p CROSS JOIN LATERAL (
-    (SELECT j.id, j.priority, j.run_at FROM bulkhead.jobs j
-      WHERE ${runnable('j')} AND j.tenant = p.tenant AND j.priority = p.priority
-        AND (j.run_at, j.id) > (p.run_at, p.id)
-      ORDER BY j.run_at, j.id LIMIT 1)
-    UNION ALL
-    (SELECT j.id, j.priority, j.run_at FROM bulkhead.jobs j
-      WHERE ${runnable('j')} AND j.tenant = p.tenant AND j.priority < p.priority
-      ORDER BY ${TENANT_ORDER} LIMIT 1)
-    LIMIT 1) n
-   WHERE ${limited ? 'p.room IS NULL OR p.round < p.room' : 'true'}
+${lanes(limited)},
+share AS (
+  SELECT ceil($4::numeric / greatest(count(*), 1))::integer AS n FROM lanes
+),
+chunks AS (
+  SELECT l.pos, s.n AS share, k.id, k.priority, k.run_at FROM lanes l CROSS JOIN share s CROSS JOIN LATERAL (
+    SELECT j.id, j.priority, j.run_at FROM bulkhead.jobs j
+     WHERE ${runnable('j')} AND j.tenant = l.tenant
+     ORDER BY ${TENANT_ORDER}
+     LIMIT least(s.n, l.room)
+       FOR UPDATE SKIP LOCKED) k
 ),
 picked AS (
-  SELECT k.id, p.round, p.pos FROM picks p CROSS JOIN LATERAL (
-    SELECT j.id FROM bulkhead.jobs j
-     WHERE j.id = p.id AND j.state = 'queued' AND j.run_at <= ${NOW_MS}
-       AND (j.deadline IS NULL OR j.deadline > ${NOW_MS})
-       FOR UPDATE SKIP LOCKED) k
+  SELECT id, round, pos, share FROM (
+    SELECT c.id, c.pos, c.share, row_number() OVER (PARTITION BY c.pos ORDER BY c.priority DESC, c.run_at, c.id) AS round
+      FROM chunks c
+  ) r
+  ORDER BY round, pos
   -- (SELECT $4): the same row estimate in every plan of this statement, so that PostgreSQL settles
   -- on one generic plan after a few runs instead of planning every claim anew.
   LIMIT (SELECT $4::integer)
@@ -159,7 +163,7 @@ leased AS (
   RETURNING j.*
 ),
 served AS (
-  SELECT l.*, p.round AS pick_round, p.pos AS pick_pos FROM leased l JOIN picked p ON p.id = l.id
+  SELECT l.*, p.round AS pick_round, p.pos AS pick_pos, p.share AS pick_share FROM leased l JOIN picked p ON p.id = l.id
 ),
 ev AS (
   INSERT INTO ${EVENT_COLUMNS}
@@ -205,9 +209,17 @@ export const CLAIM_FAIR: Sql = { name: 'bulkhead_claim_fair', text: claimText(fa
 /** claim with `maxRunning`, step 2: as CLAIM_FAIR, each tenant held to its room ($9–$11, see `firstRound`). */
 export const CLAIM_FAIR_LIMITED: Sql = { name: 'bulkhead_claim_fair_limited', text: claimText(true) };
 
-type PickedRow = JobRow & { pick_round: number; pick_pos: number };
+type PickedRow = JobRow & { pick_round: number; pick_pos: number; pick_share: number };
 
-/** One statement per queue, in the order given, until the limit is filled; each queue's jobs in pick order. */
+/** A claim that comes back short while some tenant filled its share goes again for the rest, this many times at most. */
+const MAX_STATEMENTS_PER_QUEUE = 8;
+
+/**
+ * Queue by queue, in the order given, until the limit is filled; each queue's jobs in pick order.
+ * One statement usually fills a queue's part. It falls short when a tenant had fewer jobs than its
+ * share (or had them held by other claimers) while another filled its share and may have more: the
+ * next statement continues the rotation for the rest.
+ */
 export async function claimFair(
   pool: pg.Pool,
   c: NormalizedClaim,
@@ -218,40 +230,60 @@ export async function claimFair(
   const limitsJson = limits && JSON.stringify(limits.perTenant);
   const fallback = limits?.default ?? null;
   for (const queue of c.queues) {
-    const want = c.limit - claimed.length;
-    if (want <= 0) break;
-    const params = [
-      queue,
-      clearance,
-      c.tasks,
-      want,
-      c.workerId,
-      c.leaseMs,
-      c.start !== null,
-      JSON.stringify(c.start ?? {}),
-    ];
-    const rows = await withRetry(() =>
-      limits === null
-        ? run<PickedRow>(pool, CLAIM_FAIR, params)
-        : transaction(pool, async (client) => {
-            const locked = await run<{ tenant: string }>(client, LOCK_CLAIM_TENANTS, [
-              queue,
-              clearance,
-              c.tasks,
-              want,
-              limitsJson,
-              fallback,
-            ]);
-            return run<PickedRow>(client, CLAIM_FAIR_LIMITED, [
-              ...params,
-              limitsJson,
-              fallback,
-              locked.map((r) => r.tenant),
-            ]);
-          }),
-    );
-    rows.sort((a, b) => a.pick_round - b.pick_round || a.pick_pos - b.pick_pos);
-    claimed.push(...rows.map(rowToJob));
+    for (let n = 0; n < MAX_STATEMENTS_PER_QUEUE; n++) {
+      const want = c.limit - claimed.length;
+      if (want <= 0) break;
+      const rows = await claimOnce(pool, queue, want, c, clearance, limits && { json: limitsJson, fallback });
+      rows.sort((a, b) => a.pick_round - b.pick_round || a.pick_pos - b.pick_pos);
+      claimed.push(...rows.map(rowToJob));
+      if (rows.length === want || !someFilledShare(rows)) break;
+    }
   }
   return claimed;
+}
+
+function someFilledShare(rows: PickedRow[]): boolean {
+  const per = new Map<number, number>();
+  for (const row of rows) per.set(row.pick_pos, (per.get(row.pick_pos) ?? 0) + 1);
+  return rows.some((row) => per.get(row.pick_pos) === row.pick_share);
+}
+
+/** One fair claim statement on one queue: without limits, on its own; with limits, after LOCK_CLAIM_TENANTS in one transaction. */
+function claimOnce(
+  pool: pg.Pool,
+  queue: string,
+  want: number,
+  c: NormalizedClaim,
+  clearance: number,
+  limits: { json: string | null; fallback: number | null } | null,
+): Promise<PickedRow[]> {
+  const params = [
+    queue,
+    clearance,
+    c.tasks,
+    want,
+    c.workerId,
+    c.leaseMs,
+    c.start !== null,
+    JSON.stringify(c.start ?? {}),
+  ];
+  if (limits === null) return withRetry(() => run<PickedRow>(pool, CLAIM_FAIR, params));
+  return withRetry(() =>
+    transaction(pool, async (client) => {
+      const locked = await run<{ tenant: string }>(client, LOCK_CLAIM_TENANTS, [
+        queue,
+        clearance,
+        c.tasks,
+        want,
+        limits.json,
+        limits.fallback,
+      ]);
+      return run<PickedRow>(client, CLAIM_FAIR_LIMITED, [
+        ...params,
+        limits.json,
+        limits.fallback,
+        locked.map((r) => r.tenant),
+      ]);
+    }),
+  );
 }

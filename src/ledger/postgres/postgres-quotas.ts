@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import { QuotaExceededError } from '../errors.js';
-import { type NormalizedTake, PENDING_STATES, sqlStates, takeResult } from '../quotas.js';
+import { HELD_STATES, type NormalizedTake, sqlStates, takeResult } from '../quotas.js';
 import type { TakeTokensResult } from '../types.js';
 import type { NormalizedSubmit } from '../validate.js';
 import { NOW_MS, type Queryable, run, type Sql, withRetry } from './postgres-db.js';
@@ -32,14 +32,31 @@ SELECT count(*) AS locked FROM (
 ) l`,
 };
 
-/** submit with maxQueued, step 2: each tenant in $1's pending jobs, counted up to its $2 bound (on jobs_tenant_open). */
+/**
+ * submit with maxQueued, step 2: each tenant in $1's pending jobs, counted up to its $2 bound. Held
+ * ones (awaiting approval, blocked) on jobs_tenant_held; queued ones on jobs_claim_fair, queue by
+ * queue (`queues` walks the distinct queues with queued jobs, one index descent each). The outer
+ * LIMITs stop the count at the bound.
+ */
 export const COUNT_PENDING: Sql = {
   name: 'bulkhead_count_pending',
   text: `
-SELECT u.tenant, (SELECT count(*) FROM (
-         SELECT 1 FROM bulkhead.jobs j
-          WHERE (j.tenant || '') = u.tenant AND j.state IN ${sqlStates(PENDING_STATES)}
-          LIMIT u.bound) c)::integer AS n
+WITH RECURSIVE queues(queue) AS (
+  SELECT (SELECT min(queue) FROM bulkhead.jobs WHERE state = 'queued')
+  UNION ALL
+  SELECT (SELECT min(j.queue) FROM bulkhead.jobs j WHERE j.state = 'queued' AND j.queue > q.queue)
+    FROM queues q WHERE q.queue IS NOT NULL
+)
+SELECT u.tenant,
+       (SELECT count(*) FROM (
+          SELECT 1 FROM bulkhead.jobs j
+           WHERE j.tenant = u.tenant AND j.state IN ${sqlStates(HELD_STATES)} LIMIT u.bound) h)::integer
+     + (SELECT count(*) FROM (
+          SELECT 1 FROM queues q CROSS JOIN LATERAL (
+            SELECT 1 FROM bulkhead.jobs j
+             WHERE j.state = 'queued' AND j.queue = q.queue AND j.tenant = u.tenant LIMIT u.bound) x
+           WHERE q.queue IS NOT NULL
+           LIMIT u.bound) c)::integer AS n
   FROM unnest($1::text[], $2::integer[]) AS u(tenant, bound)`,
 };
 

@@ -18,7 +18,7 @@
  * with the batch, not with the queue's depth or the number of tenants behind the batch.
  */
 import type Database from 'better-sqlite3';
-import { OPEN_STATES_SQL, RUNNING_STATES, type RunningLimits, runningLimitOf, sqlStates } from '../quotas.js';
+import { RUNNING_STATES, type RunningLimits, runningLimitOf, sqlStates } from '../quotas.js';
 import type { JobRow } from '../rows.js';
 
 /** A queued job of the queue that this claimer may run now. */
@@ -51,9 +51,8 @@ const SQL = {
 
   /** The tenant's leased and running jobs, counted up to @limit (what `maxRunning` compares with). */
   countRunning: `SELECT count(*) AS n FROM (
-        SELECT 1 FROM jobs INDEXED BY jobs_tenant_open
-        WHERE tenant = @tenant AND state IN ${sqlStates(RUNNING_STATES)} AND state IN ${OPEN_STATES_SQL}
-        LIMIT @limit)`,
+        SELECT 1 FROM jobs INDEXED BY jobs_tenant_running
+        WHERE tenant = @tenant AND state IN ${sqlStates(RUNNING_STATES)} LIMIT @limit)`,
 
   /**
    * `queued -> leased` (or, with @start, `-> running`) for the picked ids (@ids, a JSON array): a

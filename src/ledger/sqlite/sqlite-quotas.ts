@@ -5,22 +5,21 @@
  */
 import type Database from 'better-sqlite3';
 import { QuotaExceededError } from '../errors.js';
-import {
-  type NormalizedTake,
-  OPEN_STATES_SQL,
-  PENDING_STATES,
-  sqlStates,
-  takeFrom,
-  takeResult,
-} from '../quotas.js';
+import { HELD_STATES, type NormalizedTake, sqlStates, takeFrom, takeResult } from '../quotas.js';
 import type { TakeTokensResult } from '../types.js';
 
 const SQL = {
-  /** The tenant's pending jobs (awaiting_approval, queued, blocked), counted up to @limit. */
-  countPending: `SELECT count(*) AS n FROM (
-        SELECT 1 FROM jobs INDEXED BY jobs_tenant_open
-        WHERE tenant = @tenant AND state IN ${sqlStates(PENDING_STATES)} AND state IN ${OPEN_STATES_SQL}
-        LIMIT @limit)`,
+  /** The tenant's jobs awaiting approval or blocked, counted up to @limit. */
+  countHeld: `SELECT count(*) AS n FROM (
+        SELECT 1 FROM jobs INDEXED BY jobs_tenant_held
+        WHERE tenant = @tenant AND state IN ${sqlStates(HELD_STATES)} LIMIT @limit)`,
+  /** The first queue after @after with queued jobs (one seek on the claim index). */
+  nextQueue: `SELECT queue FROM jobs INDEXED BY jobs_claim_fair
+      WHERE state = 'queued' AND queue > @after ORDER BY queue LIMIT 1`,
+  /** The tenant's queued jobs in @queue, counted up to @limit. */
+  countQueuedIn: `SELECT count(*) AS n FROM (
+        SELECT 1 FROM jobs INDEXED BY jobs_claim_fair
+        WHERE state = 'queued' AND queue = @queue AND tenant = @tenant LIMIT @limit)`,
   /** A bucket's level, if it exists. */
   bucket: 'SELECT tokens, updated_at FROM rate_buckets WHERE tenant = @tenant AND bucket = @bucket',
   /** Store a bucket's level after a take. */
@@ -58,8 +57,7 @@ export class SqliteQuotas {
         if (t.before === null) {
           // The call's own earlier jobs of this tenant are already in the table: count past them.
           const earlier = t.added - 1;
-          const n = (this.s.countPending.get({ tenant, limit: limit + earlier }) as { n: number }).n;
-          t.before = n - earlier;
+          t.before = this.countPending(tenant, limit + earlier) - earlier;
         }
         if (t.before + t.added > limit)
           throw new QuotaExceededError({
@@ -71,6 +69,22 @@ export class SqliteQuotas {
           });
       },
     };
+  }
+
+  /**
+   * The tenant's pending jobs, counted up to `bound`: those held (awaiting approval, blocked), then
+   * the queued ones queue by queue on the claim index. Costs one seek per queue with queued jobs plus
+   * the jobs counted, never more than `bound` of them.
+   */
+  private countPending(tenant: string, bound: number): number {
+    let n = (this.s.countHeld.get({ tenant, limit: bound }) as { n: number }).n;
+    for (let after = ''; n < bound; ) {
+      const next = this.s.nextQueue.get({ after }) as { queue: string } | undefined;
+      if (!next) break;
+      after = next.queue;
+      n += (this.s.countQueuedIn.get({ queue: after, tenant, limit: bound - n }) as { n: number }).n;
+    }
+    return n;
   }
 
   /** One take from a bucket, decided and stored; call inside the write transaction. */
