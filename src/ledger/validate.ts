@@ -11,7 +11,7 @@ import {
   type JobState,
 } from '../lifecycle/lifecycle.js';
 import { canonical } from '../util/canonical-json.js';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError, JobNotFoundError, JobStateConflictError } from './errors.js';
 import {
   type ApprovalInput,
   type AttemptContext,
@@ -599,3 +599,23 @@ export const APPROVAL_REASON = {
   queued: 'approved',
   rejected: 'rejected',
 } as const;
+
+/**
+ * A decision on an approval may be written: the job exists in the caller's tenant, awaits approval,
+ * and still holds the record the decision was made on. Throws `JobNotFoundError` or
+ * `JobStateConflictError` otherwise.
+ */
+export function assertDecidable<R extends { tenant: string; state: string; authority: unknown }>(
+  a: { jobId: string; tenant: string | null; expectedSignature: string },
+  row: R | undefined,
+): asserts row is R {
+  if (!row || (a.tenant !== null && row.tenant !== a.tenant)) throw new JobNotFoundError(a.jobId);
+  if (row.state !== 'awaiting_approval') throw new JobStateConflictError(a.jobId, row.state, 'decide on');
+  if (signatureOf(row.authority) !== a.expectedSignature) {
+    throw new JobStateConflictError(
+      a.jobId,
+      'awaiting_approval (decided on meanwhile: read it again)',
+      'decide on',
+    );
+  }
+}

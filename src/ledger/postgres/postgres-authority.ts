@@ -9,7 +9,7 @@ import { assertTransition } from '../../lifecycle/lifecycle.js';
 import { JobNotFoundError, JobStateConflictError } from '../errors.js';
 import { type JobRow, rowToJob } from '../rows.js';
 import type { ApprovalInput, Job, Outcome, RefuseInput, Transitioned } from '../types.js';
-import { APPROVAL_REASON, checkApproval, checkReadmit, checkRefusals, signatureOf } from '../validate.js';
+import { APPROVAL_REASON, assertDecidable, checkApproval, checkReadmit, checkRefusals } from '../validate.js';
 import { CLOCK_MS, NOW_MS, run, type Sql, transaction, withRetry } from './postgres-db.js';
 import { LOCK_JOB } from './postgres-queries.js';
 import { ownerBatch } from './postgres-transitions.js';
@@ -137,15 +137,7 @@ export function decideApproval(pool: pg.Pool, input: ApprovalInput): Promise<Job
   return withRetry(() =>
     transaction(pool, async (client) => {
       const [row] = await run<JobRow>(client, LOCK_JOB, [a.jobId]);
-      if (!row || (a.tenant !== null && row.tenant !== a.tenant)) throw new JobNotFoundError(a.jobId);
-      if (row.state !== 'awaiting_approval') throw new JobStateConflictError(a.jobId, row.state, 'decide on');
-      if (signatureOf(row.authority) !== a.expectedSignature) {
-        throw new JobStateConflictError(
-          a.jobId,
-          'awaiting_approval (decided on meanwhile: read it again)',
-          'decide on',
-        );
-      }
+      assertDecidable(a, row);
       const stays = a.to === 'awaiting_approval';
       const [moved] = await run<JobRow>(client, DECIDE_APPROVAL, [
         a.jobId,

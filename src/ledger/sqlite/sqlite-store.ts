@@ -70,6 +70,7 @@ import {
 } from '../types.js';
 import {
   APPROVAL_REASON,
+  assertDecidable,
   backoffDelay,
   checkApproval,
   checkAttemptContext,
@@ -92,7 +93,6 @@ import {
   normalizeList,
   normalizeSubmit,
   normalizeSubmitMany,
-  signatureOf,
   toJson,
 } from '../validate.js';
 import { SqliteClaimer } from './sqlite-claim.js';
@@ -496,15 +496,7 @@ export class SqliteStore implements Store {
     const job = await this.write(() => {
       const now = Date.now();
       const row = this.q.getJob.get(a.jobId) as JobRow | undefined;
-      if (!row || (a.tenant !== null && row.tenant !== a.tenant)) throw new JobNotFoundError(a.jobId);
-      if (row.state !== 'awaiting_approval') throw new JobStateConflictError(a.jobId, row.state, 'decide on');
-      if (signatureOf(row.authority) !== a.expectedSignature) {
-        throw new JobStateConflictError(
-          a.jobId,
-          'awaiting_approval (decided on meanwhile: read it again)',
-          'decide on',
-        );
-      }
+      assertDecidable(a, row);
       const updated = this.q.decideApproval.get({
         jobId: a.jobId,
         to: a.to,
